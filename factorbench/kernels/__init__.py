@@ -1,0 +1,88 @@
+"""Kernel specifications: what each factor computes, its inputs and its float64 reference.
+
+One module per kernel in this package defines a ``KERNEL = Kernel(...)``; it is found by
+name, so adding a kernel is adding a file. Implementations of a kernel live in
+``factorbench.implementations`` (one module per paradigm).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+Params = Mapping[str, Any]
+CheckCase = tuple[str, tuple]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    signature: str
+    summary: str
+    defaults: Mapping[str, Any]
+    """Benchmark parameters at default size (sizes and scalar arguments)."""
+    quick: Mapping[str, Any]
+    """Overrides of ``defaults`` for ``--quick`` runs."""
+    size_param: str
+    """The parameter ``--size`` sets; the time budget shrinks this one too."""
+    make_args: Callable[[Params, np.random.Generator], tuple]
+    """Builds the call arguments for ``params``; deterministic for a seeded generator."""
+    reference: Callable[..., np.ndarray]
+    """Obviously correct float64 implementation (slow is fine: it runs on check sizes)."""
+    check_cases: Callable[[np.random.Generator], Iterable[CheckCase]]
+    """(label, args) pairs for the correctness gate: edge sizes, NaN positions, layouts."""
+    elements: Callable[[Params], int]
+    """Input elements processed by one call (for elements/s)."""
+    bytes_moved: Callable[[Params], int]
+    """Least bytes one call must read and write: the memory-bandwidth floor."""
+    validate: Callable[[Params], None]
+    """Raises ValueError naming the bad parameter and what is allowed."""
+    rtol: float
+    atol: float = 0.0
+    variants: Mapping[str, tuple] = field(default_factory=dict)
+    """Parameters every run sweeps (e.g. memory order), so each paradigm meets each value."""
+    probe: Mapping[str, Any] = field(default_factory=dict)
+    """Small parameters for estimating a slow implementation's cost per element."""
+
+
+def price_walk(rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray:
+    """Price-like float64 data: a log random walk starting at 100 with small steps."""
+    count = int(np.prod(size))
+    steps = rng.normal(0.0, 1e-4, count)
+    return (100.0 * np.exp(np.cumsum(steps))).reshape(size)
+
+
+def require_int(params: Params, key: str, low: int, high: int | None = None) -> int:
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{key} must be {allowed}, got {value}")
+    return int(value)
+
+
+@cache
+def _kernels() -> dict[str, Kernel]:
+    found = {}
+    for module in pkgutil.iter_modules(__path__):
+        kernel = importlib.import_module(f"{__name__}.{module.name}").KERNEL
+        found[kernel.name] = kernel
+    return dict(sorted(found.items()))
+
+
+def kernels() -> list[str]:
+    return list(_kernels())
+
+
+def kernel(name: str) -> Kernel:
+    known = _kernels()
+    if name not in known:
+        raise ValueError(f"unknown kernel {name!r}; choose from: {', '.join(known)}")
+    return known[name]

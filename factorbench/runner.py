@@ -1,0 +1,280 @@
+"""The benchmark runner: plan (kernel, params) cases, gate each implementation, fit slow
+ones into the time budget, time them, and record every outcome."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import itertools
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from factorbench import machine, threads
+from factorbench.gate import GateResult, check
+from factorbench.kernels import Kernel
+from factorbench.kernels import kernel as get_kernel
+from factorbench.kernels import kernels as kernel_names
+from factorbench.registry import Implementation, implementations
+from factorbench.results import Measurement, document, write
+from factorbench.timing import measure
+from factorbench.workloads import run_workload, workload, workloads
+
+CALLS_NEEDED = 4
+"""A measurement needs a warm-up call and at least three samples."""
+
+
+@dataclass
+class RunOptions:
+    kernels: list[str] = field(default_factory=list)
+    """Kernel names; empty means all."""
+    paradigms: list[str] = field(default_factory=list)
+    implementations: list[str] = field(default_factory=list)
+    """Implementation names (e.g. 'bottleneck'); empty means all."""
+    sizes: list[int] = field(default_factory=list)
+    """Values of each kernel's size parameter; several give a scaling series."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Overrides of kernel parameters (window, alpha, cols, ...); applied where a kernel has them."""
+    quick: bool = False
+    repeat: int = 7
+    min_sample_s: float = 0.05
+    time_budget_s: float = 10.0
+    """Per implementation and case: a slower one is measured at a smaller size, labelled."""
+    workloads: list[str] | None = None
+    """Workload names; None runs every workload unless kernels, paradigms or
+    implementations were chosen."""
+    seed: int = 0
+    threads: list[int] = field(default_factory=list)
+    """Thread counts: pools are limited to the largest; implementations with a 'threads'
+    setting are measured at each."""
+    settings: dict[str, list] = field(default_factory=dict)
+    """Values for implementation settings (processes, scheduler, ...), overriding their defaults."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def validate_options(options: RunOptions) -> None:
+    """Raise ValueError for any choice the run cannot honour, before anything runs."""
+    known_kernels = kernel_names()
+    for name in options.kernels:
+        get_kernel(name)
+    for name in options.paradigms:
+        implementations(paradigm=name)
+    if options.implementations:
+        known = {impl.name for impl in implementations()}
+        for name in options.implementations:
+            if name not in known:
+                raise ValueError(f"unknown implementation {name!r}; choose from: {', '.join(sorted(known))}")
+    for name in options.workloads or []:
+        workload(name)
+    if options.repeat < 1:
+        raise ValueError(f"--repeat must be >= 1, got {options.repeat}")
+    if options.time_budget_s <= 0:
+        raise ValueError(f"--time-budget must be > 0, got {options.time_budget_s}")
+    if any(count < 1 for count in options.threads):
+        raise ValueError(f"--threads must be positive, got {options.threads}")
+    for size in options.sizes:
+        if size <= 0:
+            raise ValueError(f"--size must be a positive integer, got {size}")
+    cases = plan(options)
+    used = {key for _, params in cases for key in params}
+    unused = sorted(set(options.params) - used)
+    if unused:
+        raise ValueError(f"parameter(s) {', '.join(unused)} belong to none of the selected kernels "
+                         f"({', '.join(options.kernels or known_kernels)})")
+    for spec, params in cases:
+        try:
+            spec.validate(params)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{spec.name}: {exc}") from None
+
+
+def plan(options: RunOptions) -> list[tuple[Kernel, dict]]:
+    """Every (kernel, params) case of the run, variants (e.g. memory order) expanded."""
+    cases = []
+    for name in options.kernels or kernel_names():
+        spec = get_kernel(name)
+        base = dict(spec.defaults)
+        if options.quick:
+            base.update(spec.quick)
+        base.update({k: v for k, v in options.params.items() if k in spec.defaults})
+        sizes = options.sizes or [base[spec.size_param]]
+        variant_keys = [k for k in spec.variants if k not in options.params]
+        for size in sizes:
+            for values in itertools.product(*(spec.variants[k] for k in variant_keys)):
+                cases.append((spec, {**base, spec.size_param: size, **dict(zip(variant_keys, values))}))
+    return cases
+
+
+def selected_workloads(options: RunOptions) -> list[str]:
+    if options.workloads is not None:
+        return options.workloads
+    filtered = options.kernels or options.paradigms or options.implementations
+    return [] if filtered else workloads()
+
+
+def selected(options: RunOptions, kernel: str) -> list[Implementation]:
+    return [impl for impl in implementations(kernel)
+            if (not options.paradigms or impl.paradigm in options.paradigms)
+            and (not options.implementations or impl.name in options.implementations)]
+
+
+def _nice(value: float) -> int:
+    """Round down to two significant digits, so reduced sizes read well in tables."""
+    if value < 100:
+        return max(1, int(value))
+    digits = 10 ** (len(str(int(value))) - 2)
+    return int(value // digits * digits)
+
+
+def _call_time(call: Callable, args: tuple) -> float:
+    start = time.perf_counter()
+    call(*args)
+    return time.perf_counter() - start
+
+
+def fit_to_budget(spec: Kernel, call: Callable, params: dict, budget_s: float,
+                  seed: int) -> tuple[dict | None, str]:
+    """The params to measure ``impl`` at: ``params`` itself, or a smaller size that fits.
+
+    Cost is modelled as fixed + per-element from two warm probe calls, so that start-up
+    heavy paradigms (process pools, schedulers) are not mistaken for slow ones.
+    Returns (None, reason) when even the probe size does not fit.
+    """
+    small = {**params, **spec.probe}
+    if spec.elements(small) >= spec.elements(params):
+        return params, ""
+    large = {**small, spec.size_param: small[spec.size_param] * 8}
+    if spec.elements(large) >= spec.elements(params):
+        large = params
+    rng = np.random.default_rng(seed)
+    t_small = _call_time(call, spec.make_args(small, rng))
+    if t_small * CALLS_NEEDED > budget_s:
+        return None, f"one call at the probe size {spec.size_param}={small[spec.size_param]} took {t_small:.2f} s"
+    t_large = _call_time(call, spec.make_args(large, rng))
+    e_small, e_large = spec.elements(small), spec.elements(large)
+    per_element = max(t_large - t_small, 0.0) / max(e_large - e_small, 1)
+    fixed = max(t_small - per_element * e_small, 0.0)
+
+    def predicted(p):
+        return (fixed + per_element * spec.elements(p)) * CALLS_NEEDED
+
+    if predicted(params) <= budget_s:
+        return params, ""
+    size = params[spec.size_param]
+    while size > large[spec.size_param]:
+        size = _nice(size / 2)
+        candidate = {**params, spec.size_param: size}
+        if predicted(candidate) <= budget_s:
+            break
+    else:
+        candidate = large
+    full_s = predicted(params) / CALLS_NEEDED
+    return candidate, (f"measured at {spec.size_param}={candidate[spec.size_param]:,} to fit the "
+                       f"{budget_s:g} s time budget (one call at full size: ~{full_s:.3g} s, estimated)")
+
+
+def settings_sweep(impl: Implementation, options: RunOptions) -> list[dict]:
+    """Every combination of the implementation's settings this run measures."""
+    supplied = {"threads": options.threads, **options.settings}
+    keys = list(impl.settings)
+    values = [supplied.get(key) or impl.settings[key] for key in keys]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def measure_one(spec: Kernel, impl: Implementation, settings: dict, params: dict, args: tuple,
+                options: RunOptions, gate_result: GateResult) -> Measurement:
+    record = Measurement(kernel=spec.name, implementation=impl.name, paradigm=impl.paradigm,
+                         params=dict(params), status="ok", settings=settings,
+                         cold_call_s=gate_result.cold_call_s, max_error=gate_result.max_error)
+    call = functools.partial(impl, **settings)
+    target, note = fit_to_budget(spec, call, params, options.time_budget_s, options.seed)
+    if target is None:
+        record.status, record.reason = "timeout", f"exceeds the {options.time_budget_s:g} s budget: {note}"
+        return record
+    if target is not params:
+        record.params, record.requested_params, record.reason = target, dict(params), note
+        args = spec.make_args(target, np.random.default_rng(options.seed))
+    timing = measure(lambda: call(*args), repeat=options.repeat, min_sample_s=options.min_sample_s,
+                     budget_s=options.time_budget_s)
+    record.times, record.median, record.iqr = timing.times, timing.median, timing.iqr
+    record.calls_per_sample, record.warmup_s = timing.calls_per_sample, timing.warmup_s
+    record.elements, record.bytes_moved = spec.elements(record.params), spec.bytes_moved(record.params)
+    if impl.metrics is not None:
+        record.extra.update(impl.metrics())
+    return record
+
+
+def run(options: RunOptions, *, json_path: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Run the benchmark; the results document is rewritten after every measurement."""
+    validate_options(options)
+    meta = machine.describe()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    todo = [(spec, params, impl, settings)
+            for spec, params in plan(options)
+            for impl in selected(options, spec.name)
+            for settings in settings_sweep(impl, options)]
+    measurements: list[Measurement] = []
+    sections: list[dict] = []
+    gates: dict[tuple, GateResult] = {}
+    chosen_workloads = selected_workloads(options)
+    total = len(todo) + len(chosen_workloads)
+
+    def save():
+        doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections)
+        if json_path:
+            write(json_path, doc)
+        return doc
+
+    def skip(spec, params, impl, settings, status, reason, **fields):
+        measurements.append(Measurement(spec.name, impl.name, impl.paradigm, dict(params), status, reason,
+                                        settings=settings, **fields))
+
+    with threads.limited(max(options.threads) if options.threads else None):
+        meta["threads"] = {"requested": options.threads, **threads.current()}
+        current_case: tuple | None = None
+        args: tuple = ()
+        for done, (spec, params, impl, settings) in enumerate(todo):
+            if progress:
+                progress(f"{spec.name} {impl.name} {format_settings(settings)}", done, total)
+            if not impl.available:
+                skip(spec, params, impl, settings, "skipped", impl.reason)
+                save()
+                continue
+            gate_key = (spec.name, impl.name, json.dumps(settings, sort_keys=True))
+            if gate_key not in gates:
+                gates[gate_key] = check(impl, options.seed, settings)
+            gate_result = gates[gate_key]
+            if not gate_result.ok:
+                skip(spec, params, impl, settings, "failed" if gate_result.raised else "wrong", gate_result.message,
+                     max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s)
+                save()
+                continue
+            if current_case != (spec.name, params):
+                args = ()  # free the previous case's arrays before building the next
+                current_case, args = (spec.name, params), spec.make_args(params, np.random.default_rng(options.seed))
+            try:
+                measurements.append(measure_one(spec, impl, settings, params, args, options, gate_result))
+            except Exception as exc:
+                skip(spec, params, impl, settings, "failed", f"{type(exc).__name__}: {exc}",
+                     extra={"traceback": traceback.format_exc(limit=5)})
+            save()
+        for done, name in enumerate(chosen_workloads, start=len(todo)):
+            if progress:
+                progress(f"workload {name}", done, total)
+            sections.append(run_workload(name, options))
+            save()
+        if progress:
+            progress("done", total, total)
+    return save()
+
+
+def format_settings(settings: dict) -> str:
+    return " ".join(f"{key}={value}" for key, value in settings.items())

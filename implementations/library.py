@@ -1,0 +1,40 @@
+"""What a user would otherwise reach for: the baselines in every table."""
+
+import numpy as np
+
+from factorbench.registry import Paradigm
+
+PARADIGM = Paradigm("library", "an existing library's function (bottleneck, pandas)", rank=90)
+
+
+@PARADIGM.implements("sma", name="bottleneck", requires=["bottleneck"])
+def sma_bottleneck(x, window):
+    """bottleneck.move_mean (C running sum with a NaN count), valid part only."""
+    import bottleneck
+
+    return bottleneck.move_mean(x, window, min_count=window)[window - 1:]
+
+
+@PARADIGM.implements("sma", name="pandas-rolling", requires=["pandas"])
+def sma_pandas(x, window):
+    """pandas.Series.rolling(window).mean(), valid part only."""
+    import pandas
+
+    return pandas.Series(x).rolling(window).mean().to_numpy()[window - 1:]
+
+
+@PARADIGM.implements("ema", name="pandas-ewm", requires=["pandas"])
+def ema_pandas(x, alpha):
+    """pandas.Series.ewm(alpha, adjust=False).mean(), NaN carried forward as ours.
+
+    pandas skips NaN inside ewm and keeps the last value; the recurrence makes every
+    output from the first NaN on NaN, so that tail is set after the call.
+    """
+    import pandas
+
+    out = pandas.Series(x).ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    nan_at = np.flatnonzero(np.isnan(x))
+    if nan_at.size:
+        out = out.copy()  # pandas hands out a read-only view of its buffer
+        out[nan_at[0]:] = np.nan
+    return out

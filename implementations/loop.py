@@ -1,0 +1,69 @@
+"""Plain Python loops: the baseline every speed-up is measured against."""
+
+import math
+
+import numpy as np
+
+from factorbench.registry import Paradigm
+
+PARADIGM = Paradigm("loop", "pure Python loops over the elements (the seed's ma_loop)", rank=0)
+
+
+@PARADIGM.implements("sma")
+def sma(x, window):
+    """Slice and mean per window, as the seed's ma_loop."""
+    result = np.empty(len(x) - window + 1)
+    for i in range(len(result)):
+        result[i] = x[i:i + window].mean()
+    return result
+
+
+@PARADIGM.implements("ema")
+def ema(x, alpha):
+    """The recurrence, one element at a time."""
+    values = x.tolist()
+    out = np.empty(len(values))
+    previous = values[0]
+    out[0] = previous
+    for i in range(1, len(values)):
+        previous = alpha * values[i] + (1.0 - alpha) * previous
+        out[i] = previous
+    return out
+
+
+@PARADIGM.implements("row_sums")
+def row_sums(m):
+    """Indexes every element of every row."""
+    rows, cols = m.shape
+    out = np.empty(rows)
+    for i in range(rows):
+        total = 0.0
+        for j in range(cols):
+            total += m[i, j]
+        out[i] = total
+    return out
+
+
+@PARADIGM.implements("trig")
+def trig(a, b):
+    """math.sin and math.cos per element."""
+    rows, cols = a.shape
+    out = np.empty((rows, cols))
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = math.sin(a[i, j]) ** 2 + math.cos(b[i, j]) ** 2
+    return out
+
+
+@PARADIGM.implements("gram_colsum")
+def gram_colsum(x):
+    """Accumulates x[r, i] * x[r, j] into the column sums, row by row."""
+    rows, cols = x.shape
+    values = x.tolist()
+    sums = [0.0] * cols
+    for row in values:
+        for j in range(cols):
+            row_j = row[j]
+            for i in range(cols):
+                sums[j] += row[i] * row_j
+    return np.array(sums)

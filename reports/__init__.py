@@ -1,0 +1,1 @@
+"""Report templates (installed as factorbench.reports); generated reports land here by default."""
