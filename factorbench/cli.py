@@ -103,6 +103,8 @@ def cmd_list(args) -> int:
 
 
 def print_tables(doc: dict) -> None:
+    if not doc["results"]:
+        return
     for case in analysis.cases(doc):
         spec = get_kernel(case.kernel)
         table = Table(title=escape(case.title), caption=escape(spec.signature), title_justify="left")

@@ -45,8 +45,10 @@ def read_ticks(files, min_volume: int | None = None) -> Ticks:
     import pyarrow.parquet as pq
 
     filters = [("volume", ">", min_volume)] if min_volume is not None else None
-    table = pa.concat_tables([pq.read_table(f, columns=list(INPUT_COLUMNS), filters=filters) for f in files])
-    encoded = table.column("symbol").combine_chunks().dictionary_encode()
+    # Symbols stay dictionary-encoded as Parquet stores them: no string per tick is built.
+    table = pa.concat_tables([pq.read_table(f, columns=list(INPUT_COLUMNS), filters=filters,
+                                            read_dictionary=["symbol"]) for f in files]).unify_dictionaries()
+    encoded = table.column("symbol").combine_chunks()
     names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
     order = np.argsort(names)
     id_of_code = np.empty(len(names), dtype=np.int32)

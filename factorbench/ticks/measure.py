@@ -16,13 +16,19 @@ Run as ``python -m factorbench.ticks.measure REQUEST_JSON``; prints one JSON lin
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
+
+GRACE_S = 5.0
+"""How long an interrupted measuring process gets to close what it started."""
 
 
 def _status_bytes(field: str) -> int | None:
@@ -97,12 +103,11 @@ def measure_here(request: dict) -> dict:
 def measure(request: dict, *, timeout_s: float, env: dict | None = None) -> dict:
     """Run ``measure_here(request)`` in a fresh Python process; always returns a result dict.
 
-    The child gets its own process group, so a timeout or Ctrl-C here also ends whatever
-    it started (Dask worker processes).
+    On a timeout or an exception here (Ctrl-C) the child is interrupted, so that it closes
+    what it started (a Dask cluster), and after a grace period killed with its descendants.
     """
     command = [sys.executable, "-m", "factorbench.ticks.measure", json.dumps(request)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True, env=env)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         out, err = child.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -118,15 +123,40 @@ def measure(request: dict, *, timeout_s: float, env: dict | None = None) -> dict
     return json.loads(lines[-1])
 
 
-def _end(child: subprocess.Popen) -> None:
+def _end(child: subprocess.Popen, grace_s: float = GRACE_S) -> None:
+    import psutil
+
     try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except (AttributeError, ProcessLookupError):  # no process groups (Windows) or already gone
-        child.kill()
+        family = [psutil.Process(child.pid), *psutil.Process(child.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    with contextlib.suppress(ProcessLookupError):
+        child.send_signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.communicate(timeout=grace_s)
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
     child.communicate()
 
 
+def _exit_with_parent(poll_s: float = 0.5) -> None:
+    """Interrupt this process when its parent goes away (killed without a chance to end us),
+    and leave outright if the interrupt is not taken within the grace period."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        _thread.interrupt_main()
+        time.sleep(GRACE_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def main(argv: list[str]) -> int:
+    _exit_with_parent()
     try:
         result = measure_here(json.loads(argv[1]))
     except Exception as exc:
