@@ -305,3 +305,21 @@ def test_cli_reports_a_bad_workload_param_in_one_line(capsys):
     assert main(["run", "--quick", "--workload", "ticks", "--param", "ticks_batch=-3"]) == 2
     err = capsys.readouterr().err
     assert "ticks_batch must be a positive integer" in err and "Traceback" not in err
+
+
+def test_workload_without_numba_skips_its_engine_and_streams_in_python(monkeypatch):
+    from dataclasses import replace
+
+    import factorbench.workloads.ticks as ticks_workload
+
+    monkeypatch.setitem(ticks_workload.ENGINES, "numba", replace(ENGINES["numba"], requires=("not_a_module_xyz",)))
+    monkeypatch.setattr(arrays, "numba_missing", lambda: "numba is not installed")
+    options = RunOptions(quick=True, repeat=1, time_budget_s=0.5, workloads=["ticks"],
+                         params={"ticks_rows": 4000, "ticks_symbols": 20, "ticks_files": 1, "ticks_batch": 500,
+                                 "ticks_engines": "numba", "ticks_recompute_samples": 2})
+    section = run_workload("ticks", options)
+    assert section["status"] == "ok", section.get("traceback")
+    engine_row, incremental_row, recompute_row = section["rows"]
+    assert engine_row["status"] == "skipped" and engine_row["reason"] == "not_a_module_xyz is not installed"
+    assert incremental_row["label"] == "stream incremental (python)" and incremental_row["status"] == "ok"
+    assert recompute_row["label"].startswith("stream recompute (numpy")

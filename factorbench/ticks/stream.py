@@ -24,10 +24,14 @@ from factorbench.ticks.factors import DEFAULT_SPEC, FactorSpec, bucket_pct_rank
 
 
 class IncrementalFactors:
-    """Per-symbol factor state, advanced batch by batch; ``backend`` is "numba" or "python"."""
+    """Per-symbol factor state, advanced batch by batch; ``backend`` is "numba" or "python".
+
+    Symbols are ids into ``names``, the instrument table known up front (as a feed
+    handler's is), so state lives in arrays indexed by id.
+    """
 
     def __init__(self, names: np.ndarray, spec: FactorSpec = DEFAULT_SPEC, backend: str = "numba"):
-        self.names, self.spec, self.backend = names, spec, backend
+        self.names, self.spec = names, spec
         self._advance = arrays.kernels(backend)[1]
         symbols = len(names)
         self.seen = np.zeros(symbols, dtype=np.int64)
@@ -55,8 +59,8 @@ class IncrementalFactors:
         rows = {"symbol_id": symbol_id, "timestamp": batch.timestamp[kept], "seq": batch.seq[kept],
                 "momentum": momentum, "spread": spread, "zscore": zscore, "ema_spread": ema}
         rows = {key: np.concatenate([self._open[key], rows[key]]) for key in rows}
-        bucket = rows["timestamp"] // spec.bucket_ns
-        closed = np.searchsorted(bucket, bucket[-1], side="left") if len(bucket) else 0
+        # Every bucket before the latest tick's (kept or not) is complete.
+        closed = np.searchsorted(rows["timestamp"] // spec.bucket_ns, self.last_timestamp // spec.bucket_ns)
         self._open = {key: values[closed:] for key, values in rows.items()}
         return self._ranked({key: values[:closed] for key, values in rows.items()})
 
@@ -92,7 +96,7 @@ def incremental_factors(ticks: arrays.Ticks, spec: FactorSpec, batch_size: int, 
     emitted.append(engine.flush())
     rows = {key: np.concatenate([part[key] for part in emitted]) for key in emitted[0]}
     order = np.lexsort((rows["seq"], rows["timestamp"], rows["symbol_id"]))
-    return arrays.Factors(ticks.names, rows["symbol_id"][order].astype(np.int32), rows["timestamp"][order],
+    return arrays.Factors(ticks.names, rows["symbol_id"][order], rows["timestamp"][order],
                           rows["seq"][order], *(rows[key][order] for key in
                                                 ("momentum", "spread", "zscore", "ema_spread", "rank")))
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -115,29 +116,30 @@ def engine_rows(chosen, spec, options, files, check_files, reference_path, ticks
 
     rows = []
     for name in chosen["ticks_engines"]:
-        spec_engine = ENGINES[name]
+        candidate = ENGINES[name]
         for scheduler in schedulers_of(options) if name == "dask" else [None]:
-            settings = {"scheduler": scheduler} if scheduler else {}
             row = {"label": f"{name} ({scheduler})" if scheduler else name, "status": "ok", "ticks": ticks}
-            if spec_engine.reason:
-                rows.append({**row, "status": "skipped", "reason": spec_engine.reason})
+            if candidate.reason:
+                rows.append({**row, "status": "skipped", "reason": candidate.reason})
                 continue
             result = measure({"engine": name, "files": [str(f) for f in files],
                               "check_files": [str(f) for f in check_files], "reference": str(reference_path),
-                              "spec": spec.to_json(), "settings": settings, "repeat": options.repeat,
-                              "budget_s": options.time_budget_s},
+                              "spec": spec.to_json(), "settings": {"scheduler": scheduler} if scheduler else {},
+                              "repeat": options.repeat, "budget_s": options.time_budget_s},
                              timeout_s=max(300.0, 30 * options.time_budget_s), env=child_environment(options))
             if result["status"] != "ok":
                 rows.append({**row, "status": result["status"], "reason": result["reason"]})
                 continue
-            wall = sorted(result["times"])[len(result["times"]) // 2]
+            caveats = []
+            if scheduler not in (None, "threads"):
+                caveats.append("memory: client process only")
+            if not result["peak_reset"]:
+                caveats.append("memory: process-lifetime peak (no peak reset here)")
+            wall = statistics.median(result["times"])
             rows.append({**row, "wall_s": wall, "ticks_per_s": ticks / wall, "peak_rss": result["peak_rss"],
                          "pipeline_rss": result["peak_rss"] - result["baseline_rss"], "cold_s": result["cold_s"],
                          "calls": len(result["times"]), "max_error": result["max_error"],
-                         "reason": "; ".join(note for note, applies in (
-                             ("memory: client process only", scheduler not in (None, "threads")),
-                             ("memory: process-lifetime peak (no peak reset here)", not result["peak_reset"]),
-                         ) if applies)})
+                         "reason": "; ".join(caveats)})
     return rows
 
 
@@ -145,11 +147,10 @@ def streaming(chosen, spec, options, files, check_files, expected) -> tuple[list
     from factorbench.ticks import arrays, stream
     from factorbench.ticks.factors import compare
 
-    backend = "python" if arrays.numba_missing() else "numba"
+    # Without Numba the incremental kernel runs as plain Python and recompute uses NumPy.
+    backend, recompute_backend = ("python", "numpy") if arrays.numba_missing() else ("numba", "numba")
     labels = (f"stream incremental ({backend})",
-              f"stream recompute ({'numba' if backend == 'numba' else 'numpy'}, "
-              f"≤{chosen['ticks_recompute_window']:,} ticks)")
-    recompute_backend = "numba" if backend == "numba" else "numpy"
+              f"stream recompute ({recompute_backend}, ≤{chosen['ticks_recompute_window']:,} ticks)")
     ok, _, message = compare(stream.incremental_factors(arrays.read_ticks(check_files), spec, CHECK_BATCH,
                                                         backend).to_frame(), expected)
     if not ok:
