@@ -103,6 +103,8 @@ def cmd_list(args) -> int:
 
 
 def print_tables(doc: dict) -> None:
+    if not doc["results"]:
+        return
     for case in analysis.cases(doc):
         spec = get_kernel(case.kernel)
         table = Table(title=escape(case.title), caption=escape(spec.signature), title_justify="left")
@@ -192,6 +194,26 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_data_ticks(args) -> int:
+    from factorbench.registry import missing_modules
+    from factorbench.ticks import data
+
+    if reason := missing_modules(["pyarrow"]):
+        raise UsageError(f"data ticks needs pyarrow ({reason}): pip install 'factorbench[ticks]'")
+    try:
+        data.validate(args.rows, args.symbols, args.files)
+    except ValueError as exc:
+        raise UsageError(f"data ticks: {exc}") from None
+    try:
+        paths = data.generate(args.out, rows=args.rows, symbols=args.symbols, files=args.files, seed=args.seed,
+                              force=args.force)
+    except (FileExistsError, OSError) as exc:
+        raise UsageError(f"data ticks: {exc}") from None
+    console.print(f"wrote {args.rows:,} ticks over up to {args.symbols:,} symbols in {len(paths)} files: "
+                  f"{escape(str(paths[0].parent))}/*.parquet")
+    return 0
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="factorbench", description="Benchmark factor kernels across optimisation paradigms.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -222,10 +244,24 @@ def build_parser() -> Parser:
                           "implementations with a threads setting are measured at each)")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
+
+    data = sub.add_parser("data", help="generate input data sets")
+    data_sub = data.add_subparsers(dest="dataset", required=True, parser_class=Parser)
+    ticks = data_sub.add_parser("ticks", help="synthetic tick data as Parquet files DIR/ticks/*.parquet")
+    ticks.add_argument("--rows", type=count, default=10_000_000, help="ticks (default 10M)")
+    ticks.add_argument("--symbols", type=count, default=500, help="symbols (default 500)")
+    ticks.add_argument("--files", type=count, default=8, help="Parquet files, each a time range (default 8)")
+    ticks.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    ticks.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    ticks.add_argument("--force", action="store_true", help="replace Parquet files already in DIR/ticks")
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run}
+def cmd_data(args) -> int:
+    return {"ticks": cmd_data_ticks}[args.dataset](args)
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,7 @@ class RunOptions:
     """Per implementation and case: a slower one is measured at a smaller size, labelled."""
     workloads: list[str] | None = None
     """Workload names; None runs every workload unless kernels, paradigms or
-    implementations were chosen."""
+    implementations were chosen. Workloads chosen without any of those run alone."""
     seed: int = 0
     threads: list[int] = field(default_factory=list)
     """Thread counts: pools are limited to the largest; implementations with a 'threads'
@@ -61,7 +61,6 @@ class RunOptions:
 
 def validate_options(options: RunOptions) -> None:
     """Raise ValueError for any choice the run cannot honour, before anything runs."""
-    known_kernels = kernel_names()
     for name in options.kernels:
         get_kernel(name)
     for name in options.paradigms:
@@ -71,8 +70,7 @@ def validate_options(options: RunOptions) -> None:
         for name in options.implementations:
             if name not in known:
                 raise ValueError(f"unknown implementation {name!r}; choose from: {', '.join(sorted(known))}")
-    for name in options.workloads or []:
-        workload(name)
+    chosen_workloads = [workload(name) for name in selected_workloads(options)]
     if options.repeat < 1:
         raise ValueError(f"--repeat must be >= 1, got {options.repeat}")
     if options.time_budget_s <= 0:
@@ -84,19 +82,30 @@ def validate_options(options: RunOptions) -> None:
             raise ValueError(f"--size must be a positive integer, got {size}")
     cases = plan(options)
     used = {key for _, params in cases for key in params}
+    used |= {key for spec in chosen_workloads for key in spec.params}
     unused = sorted(set(options.params) - used)
     if unused:
+        kernels = sorted({spec.name for spec, _ in cases})
+        chosen = ", ".join([*kernels, *(f"workload {spec.name}" for spec in chosen_workloads)]) or "none"
         raise ValueError(f"parameter(s) {', '.join(unused)} belong to none of the selected kernels "
-                         f"({', '.join(options.kernels or known_kernels)})")
+                         f"or workloads ({chosen})")
     for spec, params in cases:
         try:
             spec.validate(params)
         except (KeyError, ValueError) as exc:
             raise ValueError(f"{spec.name}: {exc}") from None
+    for spec in chosen_workloads:
+        if spec.check is not None and not spec.reason:
+            try:
+                spec.check(options)
+            except ValueError as exc:
+                raise ValueError(f"workload {spec.name}: {exc}") from None
 
 
 def plan(options: RunOptions) -> list[tuple[Kernel, dict]]:
     """Every (kernel, params) case of the run, variants (e.g. memory order) expanded."""
+    if options.workloads and not (options.kernels or options.paradigms or options.implementations):
+        return []  # --workload alone runs just the workloads
     cases = []
     for name in options.kernels or kernel_names():
         spec = get_kernel(name)

@@ -31,6 +31,10 @@ class Workload:
     """Called with the RunOptions (quick, seed, params, settings...); returns the section."""
     requires: tuple[str, ...] = ()
     probe: Callable[[], str | None] | None = field(default=None)
+    params: tuple[str, ...] = ()
+    """``--param`` keys this workload reads (so the runner does not reject them as unused)."""
+    check: Callable[..., None] | None = field(default=None)
+    """Called with the RunOptions before anything runs; raises ValueError for a bad choice."""
 
     @property
     def reason(self) -> str | None:
