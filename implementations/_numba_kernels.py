@@ -23,9 +23,10 @@ exactly this often, so their rounding cannot grow with the chunk length."""
 
 @njit(cache=True)
 def _window_sum(x, start, window):
+    values = x[start:start + window]
     total = 0.0
-    for t in range(start, start + window):
-        total += x[t]
+    for t in range(window):
+        total += values[t]
     return total
 
 
@@ -69,11 +70,12 @@ def _sma_counted(x, out, start, stop, window, inv):
 def _sma_segment(x, out, start, stop, window, inv):
     """Running sum over one segment; redone counted if a non-finite value entered it
     (a NaN or infinity leaves the running sum NaN for the rest of the segment)."""
+    entering, leaving, segment_out = x[start + window - 1:], x[start:], out[start:stop]
     total = _window_sum(x, start, window)
-    out[start] = total * inv
-    for i in range(start + 1, stop):
-        total += x[i + window - 1] - x[i - 1]
-        out[i] = total * inv
+    segment_out[0] = total * inv
+    for j in range(1, len(segment_out)):
+        total += entering[j] - leaving[j - 1]
+        segment_out[j] = total * inv
     if math.isnan(total):
         _sma_counted(x, out, start, stop, window, inv)
 
@@ -83,25 +85,31 @@ def sma_span(x, out, start, stop, window):
     """out[i] = mean(x[i:i+window]) for start <= i < stop.
 
     Four segments advance in one loop: each running sum is a chain of dependent
-    additions, and four independent chains keep the FPU busy while one waits.
+    additions, and four independent chains keep the FPU busy while one waits. The loop
+    indexes views from 0 up: Numba then knows no index is negative and drops its
+    wraparound check (twice as fast as indexing x[a + j + window - 1]).
     """
     inv = 1.0 / window
     segment = max(SEGMENT_MIN, 16 * window)
     i = start
     while stop - i >= 4 * segment:
         a0, a1, a2, a3 = i, i + segment, i + 2 * segment, i + 3 * segment
+        enter0, enter1 = x[a0 + window - 1:], x[a1 + window - 1:]
+        enter2, enter3 = x[a2 + window - 1:], x[a3 + window - 1:]
+        leave0, leave1, leave2, leave3 = x[a0:], x[a1:], x[a2:], x[a3:]
+        out0, out1, out2, out3 = out[a0:], out[a1:], out[a2:], out[a3:]
         s0, s1 = _window_sum(x, a0, window), _window_sum(x, a1, window)
         s2, s3 = _window_sum(x, a2, window), _window_sum(x, a3, window)
-        out[a0], out[a1], out[a2], out[a3] = s0 * inv, s1 * inv, s2 * inv, s3 * inv
+        out0[0], out1[0], out2[0], out3[0] = s0 * inv, s1 * inv, s2 * inv, s3 * inv
         for j in range(1, segment):
-            s0 += x[a0 + j + window - 1] - x[a0 + j - 1]
-            s1 += x[a1 + j + window - 1] - x[a1 + j - 1]
-            s2 += x[a2 + j + window - 1] - x[a2 + j - 1]
-            s3 += x[a3 + j + window - 1] - x[a3 + j - 1]
-            out[a0 + j] = s0 * inv
-            out[a1 + j] = s1 * inv
-            out[a2 + j] = s2 * inv
-            out[a3 + j] = s3 * inv
+            s0 += enter0[j] - leave0[j - 1]
+            s1 += enter1[j] - leave1[j - 1]
+            s2 += enter2[j] - leave2[j - 1]
+            s3 += enter3[j] - leave3[j - 1]
+            out0[j] = s0 * inv
+            out1[j] = s1 * inv
+            out2[j] = s2 * inv
+            out3[j] = s3 * inv
         for lane_start, lane_total in ((a0, s0), (a1, s1), (a2, s2), (a3, s3)):
             if math.isnan(lane_total):
                 _sma_counted(x, out, lane_start, lane_start + segment, window, inv)
@@ -187,34 +195,43 @@ def ema_parallel(x, out, alpha, chunks):
 
 
 @njit(cache=True)
-def _row_total(m, i):
+def _row_total(row):
     # Eight partial sums: independent chains the CPU overlaps, as NumPy's pairwise sum does.
-    cols = m.shape[1]
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     j = 0
-    while j + 8 <= cols:
-        s0 += m[i, j]
-        s1 += m[i, j + 1]
-        s2 += m[i, j + 2]
-        s3 += m[i, j + 3]
-        s4 += m[i, j + 4]
-        s5 += m[i, j + 5]
-        s6 += m[i, j + 6]
-        s7 += m[i, j + 7]
+    while j + 8 <= len(row):
+        s0 += row[j]
+        s1 += row[j + 1]
+        s2 += row[j + 2]
+        s3 += row[j + 3]
+        s4 += row[j + 4]
+        s5 += row[j + 5]
+        s6 += row[j + 6]
+        s7 += row[j + 7]
         j += 8
-    while j < cols:
-        s0 += m[i, j]
+    while j < len(row):
+        s0 += row[j]
         j += 1
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 @njit(cache=True)
 def _column_totals(mt, out, start, stop):
-    """out[start:stop] = sums of mt[:, start:stop] over axis 0, walking mt's rows in order."""
-    out[start:stop] = 0.0
-    for j in range(mt.shape[0]):
-        for i in range(start, stop):
-            out[i] += mt[j, i]
+    """out[start:stop] = sums of mt[:, start:stop] over axis 0, walking mt's rows in order,
+    four at a time (a quarter of the loads and stores of out)."""
+    totals = out[start:stop]
+    totals[:] = 0.0
+    j = 0
+    while j + 4 <= mt.shape[0]:
+        r0, r1, r2, r3 = mt[j, start:stop], mt[j + 1, start:stop], mt[j + 2, start:stop], mt[j + 3, start:stop]
+        for i in range(len(totals)):
+            totals[i] += (r0[i] + r1[i]) + (r2[i] + r3[i])
+        j += 4
+    while j < mt.shape[0]:
+        row = mt[j, start:stop]
+        for i in range(len(totals)):
+            totals[i] += row[i]
+        j += 1
 
 
 @njit(cache=True)
@@ -224,7 +241,7 @@ def row_sums(m, out, transposed):
         _column_totals(m, out, 0, len(out))
     else:
         for i in range(len(out)):
-            out[i] = _row_total(m, i)
+            out[i] = _row_total(m[i])
 
 
 @njit(parallel=True, cache=True)
@@ -235,7 +252,7 @@ def row_sums_parallel(m, out, transposed, chunks):
             _column_totals(m, out, min(k * size, len(out)), min((k + 1) * size, len(out)))
     else:
         for i in prange(len(out)):
-            out[i] = _row_total(m, i)
+            out[i] = _row_total(m[i])
 
 
 @njit(cache=True)
