@@ -4,9 +4,8 @@
 Each def function takes contiguous typed memoryviews (the Python wrappers in cython.py
 hand over contiguous views or copies, and allocate the outputs with np.empty) and runs
 its loop on raw pointers without the GIL. The *_prange functions split the work over
-`threads` OpenMP threads and return how many threads OpenMP really ran them on (1 when
-built without OpenMP, where prange runs serially). The algorithms are the ones of _numba_kernels.py, where they
-are explained at more length.
+`threads` OpenMP threads and return the size of the team OpenMP really ran them on.
+The algorithms are those of _numba_kernels.py, where they are explained at more length.
 """
 
 cimport openmp

@@ -41,7 +41,7 @@ def ema(x, alpha):
 
 @PARADIGM.implements("row_sums", metrics=_compile_metrics("row_sums"))
 def row_sums(m):
-    """Eight partial sums per row (C order) or whole columns accumulated (F order)."""
+    """Eight partial sums per row (C order); four columns of the transpose per pass (F order)."""
     m, transposed, out = _arrays.rows_or_columns(m)
     _kernels().row_sums(m, out, transposed)
     return out
