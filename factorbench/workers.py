@@ -10,15 +10,19 @@ replaced when the runner's CPU affinity changes or a worker dies, and shut down 
 Workers are forked from a fork server (not from the runner, whose threads may hold locks
 at fork time, and not spawned, which would import NumPy once per worker). Each worker
 limits BLAS/OpenMP to one thread, so N workers use N cores, ignores SIGINT (Ctrl-C is the
-runner's to handle: it owns the shared memory to unlink), and runs on the runner's CPUs.
+runner's to handle: it owns the shared memory to unlink), runs on the runner's CPUs, and
+exits when the runner dies (killed with SIGKILL or SIGTERM, it can clean nothing up itself;
+then the last worker to go lets multiprocessing's resource tracker unlink what is left).
 """
 
 from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -108,11 +112,19 @@ def _start(processes: int, cpus: tuple[int, ...]) -> Pool:
 def _init_worker(barrier_holder: list, cpus: tuple[int, ...]) -> None:
     global _startup_barrier
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # An orphaned worker would wait on its task queue forever, and keep the fork server and
+    # the resource tracker alive with it.
+    threading.Thread(target=_exit_with_runner, name="runner-watch", daemon=True).start()
     os.sched_setaffinity(0, cpus)  # the fork server may predate the runner's --cpus pinning
     import scipy.signal  # noqa: F401  load SciPy's own BLAS now, so the limit below covers it
 
     threadpool_limits(limits=1)
     _startup_barrier = barrier_holder[0]
+
+
+def _exit_with_runner() -> None:
+    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    os._exit(1)
 
 
 def _report_started() -> dict:

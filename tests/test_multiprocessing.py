@@ -153,7 +153,8 @@ print("finished", flush=True)
 """
 
 
-def test_ctrl_c_during_a_call_unlinks_and_the_process_and_its_workers_exit():
+def interrupt_mid_call(send_signal) -> tuple[subprocess.Popen, list[int], str, str]:
+    """Start a child computing a slow call, signal it mid-task; (child, worker pids, stdout, stderr)."""
     child = subprocess.Popen([sys.executable, "-c", CHILD.format(shape=SLOW_GRAM)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -161,14 +162,27 @@ def test_ctrl_c_during_a_call_unlinks_and_the_process_and_its_workers_exit():
         assert pids, child.stderr.read()
         wait_until(lambda: len(segments(child.pid)) == 2, what="the child's segments")
         wait_until(computing(pids[0]), what="the child's worker to compute")
-        os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
+        send_signal(child)
         stdout, stderr = child.communicate(timeout=60)
     finally:
         child.kill()
+    return child, pids, stdout, stderr
+
+
+def test_ctrl_c_during_a_call_unlinks_and_the_process_and_its_workers_exit():
+    # What Ctrl-C in a terminal does: SIGINT to the whole process group, workers included.
+    child, pids, stdout, stderr = interrupt_mid_call(lambda child: os.killpg(child.pid, signal.SIGINT))
     assert "KeyboardInterrupt" in stderr and "finished" not in stdout
     assert "leaked" not in stderr  # the resource tracker found nothing left to clean up
     assert not segments(child.pid)
     wait_until(lambda: all(exited(pid) for pid in pids), what="the child's workers to exit")
+
+
+def test_a_runner_killed_outright_leaves_no_worker_and_no_segment_behind():
+    child, pids, _, _ = interrupt_mid_call(lambda child: child.send_signal(signal.SIGKILL))
+    assert child.returncode == -signal.SIGKILL
+    wait_until(lambda: all(exited(pid) for pid in pids), what="the orphaned workers to exit")
+    wait_until(lambda: not segments(child.pid), what="the resource tracker to unlink the segments")
 
 
 def test_runner_sweeps_processes_and_tables_show_strong_scaling():

@@ -169,7 +169,9 @@ def run(options) -> dict:
             f"overlap hid {hidden:.0%} of the shorter phase: overlapped {overlapped:.3g} s vs ideal "
             f"{ideal:.3g} s and sequential {sequential:.3g} s, so it "
             f"{'approached' if approached else 'did NOT approach'} max(CPU, I/O) "
-            f"(threshold: {APPROACHED:.0%} hidden).",
+            f"(threshold: {APPROACHED:.0%} hidden)"
+            + ("; over 100% means the phases' own times varied between repeats (a busy machine)."
+               if hidden > 1 else "."),
             f"medians of {params['repeat']} repeats; the process pool started in {pool.startup_s:.3g} s "
             f"(not in any time above), its workers limited to "
             f"{', '.join(f'{lib}={n}' for lib, n in pool.describe()['worker_threadpools'].items())} BLAS threads.",
