@@ -57,7 +57,8 @@ def computing(pid: int):
 
 
 def mp_implementations():
-    return [pytest.param(impl, id=f"{impl.kernel}/{impl.name}") for impl in fb.implementations(paradigm="multiprocessing")]
+    return [pytest.param(impl, id=f"{impl.kernel}/{impl.name}")
+            for impl in fb.implementations(paradigm="multiprocessing")]
 
 
 @pytest.mark.parametrize("impl", mp_implementations())
