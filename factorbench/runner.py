@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from factorbench import machine, threads
+from factorbench import affinity, machine, threads
 from factorbench.gate import GateResult, check
 from factorbench.kernels import Kernel
 from factorbench.kernels import kernel as get_kernel
@@ -54,6 +54,8 @@ class RunOptions:
     setting are measured at each."""
     settings: dict[str, list] = field(default_factory=dict)
     """Values for implementation settings (processes, scheduler, ...), overriding their defaults."""
+    cpus: list[int] = field(default_factory=list)
+    """CPUs the runner and the worker processes it starts are pinned to; empty: unchanged."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -80,9 +82,16 @@ def validate_options(options: RunOptions) -> None:
     for size in options.sizes:
         if size <= 0:
             raise ValueError(f"--size must be a positive integer, got {size}")
-    cases = plan(options)
+    for count in options.settings.get("processes", []):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"--processes must be positive integers, got {count!r}")
+    affinity.check(options.cpus)
+    cases = plan(options) if runs_kernels(options) else []
     used = {key for _, params in cases for key in params}
-    used |= {key for spec in chosen_workloads for key in spec.params}
+    for spec in chosen_workloads:
+        used |= set(spec.params)
+        if not spec.reason:
+            spec.parameters(options)  # raises ValueError for a bad value
     unused = sorted(set(options.params) - used)
     if unused:
         kernels = sorted({spec.name for spec, _ in cases})
@@ -94,18 +103,10 @@ def validate_options(options: RunOptions) -> None:
             spec.validate(params)
         except (KeyError, ValueError) as exc:
             raise ValueError(f"{spec.name}: {exc}") from None
-    for spec in chosen_workloads:
-        if spec.check is not None and not spec.reason:
-            try:
-                spec.check(options)
-            except ValueError as exc:
-                raise ValueError(f"workload {spec.name}: {exc}") from None
 
 
 def plan(options: RunOptions) -> list[tuple[Kernel, dict]]:
     """Every (kernel, params) case of the run, variants (e.g. memory order) expanded."""
-    if options.workloads and not (options.kernels or options.paradigms or options.implementations):
-        return []  # --workload alone runs just the workloads
     cases = []
     for name in options.kernels or kernel_names():
         spec = get_kernel(name)
@@ -119,6 +120,11 @@ def plan(options: RunOptions) -> list[tuple[Kernel, dict]]:
             for values in itertools.product(*(spec.variants[k] for k in variant_keys)):
                 cases.append((spec, {**base, spec.size_param: size, **dict(zip(variant_keys, values))}))
     return cases
+
+
+def runs_kernels(options: RunOptions) -> bool:
+    """False when only workloads were asked for (--workload without a kernel filter)."""
+    return options.workloads is None or bool(options.kernels or options.paradigms or options.implementations)
 
 
 def selected_workloads(options: RunOptions) -> list[str]:
@@ -224,10 +230,16 @@ def run(options: RunOptions, *, json_path: str | None = None,
         progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the benchmark; the results document is rewritten after every measurement."""
     validate_options(options)
+    with affinity.pinned(options.cpus):
+        return _run(options, json_path, progress)
+
+
+def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, int, int], None] | None) -> dict:
     meta = machine.describe()
+    meta["pinned_cpus"] = options.cpus
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     todo = [(spec, params, impl, settings)
-            for spec, params in plan(options)
+            for spec, params in (plan(options) if runs_kernels(options) else [])
             for impl in selected(options, spec.name)
             for settings in settings_sweep(impl, options)]
     measurements: list[Measurement] = []

@@ -49,10 +49,7 @@ THREAD_VARIABLES = ("POLARS_MAX_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS"
                     "MKL_NUM_THREADS")
 
 
-def settings_of(options) -> dict:
-    """The workload's parameters: defaults, --quick sizes, then --param ticks_*=VALUE."""
-    chosen = {**DEFAULTS, **(QUICK if options.quick else {}),
-              **{k: v for k, v in options.params.items() if k in DEFAULTS}}
+def validate(chosen: dict) -> None:
     for key in ("ticks_rows", "ticks_symbols", "ticks_files", "ticks_batch", "ticks_window", "ticks_bucket_ms",
                 "ticks_recompute_window", "ticks_recompute_samples"):
         if not isinstance(chosen[key], int) or chosen[key] < 1:
@@ -64,17 +61,18 @@ def settings_of(options) -> dict:
     if unknown or not engines:
         raise ValueError(f"ticks_engines: unknown engine(s) {', '.join(unknown) or '(none given)'}; "
                          f"choose from: {', '.join(ENGINES)}")
-    chosen["ticks_engines"] = engines
     if chosen["ticks_window"] < 2:
         raise ValueError(f"ticks_window must be >= 2, got {chosen['ticks_window']}")
     if chosen["ticks_data"] is not None and Path(str(chosen["ticks_data"])).is_file():
         raise ValueError(f"ticks_data must be a directory, got the file {chosen['ticks_data']}")
     data.validate(chosen["ticks_rows"], chosen["ticks_symbols"], chosen["ticks_files"])
+
+
+def settings_of(options) -> dict:
+    """The workload's parameters (defaults, --quick sizes, --param ticks_*), engines as a list."""
+    chosen = WORKLOAD.parameters(options)
+    chosen["ticks_engines"] = [name for name in str(chosen["ticks_engines"]).split(",") if name]
     return chosen
-
-
-def check_options(options) -> None:
-    settings_of(options)
 
 
 def spec_of(chosen: dict) -> FactorSpec:
@@ -220,6 +218,7 @@ WORKLOAD = Workload(
     summary="tick-data factors (seed 9.2): throughput, peak memory, micro-batch latency",
     run=run,
     requires=("pyarrow",),
-    params=tuple(DEFAULTS),
-    check=check_options,
+    params=DEFAULTS,
+    quick=QUICK,
+    validate=validate,
 )
