@@ -96,7 +96,7 @@ def cmd_list(args) -> int:
         table.add_row(paradigm, *cells)
     console.print(table)
     for reason, names in unavailable.items():
-        console.print(f"[yellow]unavailable[/yellow] ({reason}): {', '.join(names)}")
+        console.print(f"[yellow]unavailable[/yellow] ({escape(reason)}): {', '.join(names)}")
     for module, error in reg.load_errors.items():
         console.print(f"[red]could not load {module}[/red]:\n{error}")
     return 1 if reg.load_errors else 0
@@ -124,6 +124,29 @@ def print_tables(doc: dict) -> None:
         console.print(table)
     console.print("Speed-ups compare time per element, so a row measured at a smaller size "
                   "(see note) is compared fairly; every implementation allocates its own output.")
+
+
+def print_gpu(doc: dict) -> None:
+    """Resident vs with-transfer times and bandwidth of the GPU rows (see factorbench.gpu)."""
+    from factorbench.gpu import summary_rows
+
+    rows = summary_rows(doc)
+    if not rows:
+        return
+    table = Table(title="GPU: with host-device transfers vs data resident on the device", title_justify="left",
+                  caption="resident: kernels only, timed with CUDA events; bandwidth = bytes moved / resident time; "
+                          "peak from memory clock x bus width, copy = measured device-to-device copy")
+    for column in ("kernel", "implementation", "params", "with transfers", "resident", "resident GB/s",
+                   "copy GB/s", "peak GB/s", "% of peak", "GPU"):
+        table.add_column(column, justify="left" if column in ("kernel", "implementation", "params", "GPU") else "right")
+    for row in rows:
+        table.add_row(row["kernel"], row["implementation"],
+                      escape(" ".join(f"{k}={v}" for k, v in row["params"].items())),
+                      fmt_time(row["with_transfers_s"]), fmt_time(row["resident_s"]), f"{row['resident_GBps']:,.0f}",
+                      f"{row['copy_GBps']:,.0f}" if row["copy_GBps"] else "-",
+                      f"{row['peak_GBps']:,.0f}" if row["peak_GBps"] else "-",
+                      f"{row['pct_of_peak']:.0f}%" if row["pct_of_peak"] is not None else "-", escape(row["gpu"]))
+    console.print(table)
 
 
 def fmt_value(value, unit: str = "") -> str:
@@ -187,6 +210,7 @@ def cmd_run(args) -> int:
             errors.print(f"interrupted: results measured so far are in {args.json}")
             return 130
     print_tables(doc)
+    print_gpu(doc)
     print_workloads(doc)
     console.print(f"results: {args.json}")
     return 0

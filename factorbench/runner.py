@@ -61,7 +61,6 @@ class RunOptions:
 
 def validate_options(options: RunOptions) -> None:
     """Raise ValueError for any choice the run cannot honour, before anything runs."""
-    known_kernels = kernel_names()
     for name in options.kernels:
         get_kernel(name)
     for name in options.paradigms:
@@ -84,10 +83,15 @@ def validate_options(options: RunOptions) -> None:
             raise ValueError(f"--size must be a positive integer, got {size}")
     cases = plan(options)
     used = {key for _, params in cases for key in params}
+    for name in selected_workloads(options):
+        spec = workload(name)
+        used.update(spec.params)
+        if spec.validate is not None:
+            spec.validate(options)
     unused = sorted(set(options.params) - used)
     if unused:
         raise ValueError(f"parameter(s) {', '.join(unused)} belong to none of the selected kernels "
-                         f"({', '.join(options.kernels or known_kernels)})")
+                         f"({', '.join(selected_kernels(options)) or 'none'}) or workloads")
     for spec, params in cases:
         try:
             spec.validate(params)
@@ -95,10 +99,19 @@ def validate_options(options: RunOptions) -> None:
             raise ValueError(f"{spec.name}: {exc}") from None
 
 
+def selected_kernels(options: RunOptions) -> list[str]:
+    """The chosen kernels; none when only workloads were asked for."""
+    if options.kernels:
+        return options.kernels
+    if options.workloads and not (options.paradigms or options.implementations):
+        return []
+    return kernel_names()
+
+
 def plan(options: RunOptions) -> list[tuple[Kernel, dict]]:
     """Every (kernel, params) case of the run, variants (e.g. memory order) expanded."""
     cases = []
-    for name in options.kernels or kernel_names():
+    for name in selected_kernels(options):
         spec = get_kernel(name)
         base = dict(spec.defaults)
         if options.quick:
@@ -255,6 +268,13 @@ def run(options: RunOptions, *, json_path: str | None = None,
             if not gate_result.ok:
                 skip(spec, params, impl, settings, "failed" if gate_result.raised else "wrong", gate_result.message,
                      max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s)
+                save()
+                continue
+            if impl.untimed_reason:
+                skip(spec, params, impl, settings, "skipped",
+                     f"not timed: {impl.untimed_reason}; correctness gate passed",
+                     max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s,
+                     extra=impl.metrics() if impl.metrics else {})
                 save()
                 continue
             if current_case != (spec.name, params):

@@ -31,6 +31,10 @@ class Workload:
     """Called with the RunOptions (quick, seed, params, settings...); returns the section."""
     requires: tuple[str, ...] = ()
     probe: Callable[[], str | None] | None = field(default=None)
+    params: tuple[str, ...] = ()
+    """The ``--param KEY=VALUE`` keys this workload reads from RunOptions.params."""
+    validate: Callable[..., None] | None = None
+    """Called with the RunOptions before anything runs; raises ValueError naming a bad parameter."""
 
     @property
     def reason(self) -> str | None:
