@@ -17,6 +17,8 @@ ITEMS = 11
 """Consecutive EMA elements per thread; odd, so reading a thread's run from shared memory
 (stride ITEMS doubles across a warp) has no bank conflicts."""
 TILE = THREADS * ITEMS
+CARRY_THREADS = 1024
+"""Threads of the one block that scans the tile maps (a few dozen maps each at n = 1e8)."""
 SMA_MIN_RUN = 16
 """Each SMA thread slides over at least this many outputs (and at least a window's worth)."""
 ACROSS_CHUNK = 64
@@ -27,11 +29,11 @@ warnings.filterwarnings("ignore", message="Grid size", category=NumbaPerformance
 
 
 @cuda.jit(device=True)
-def block_scan(sa, sb, t):
-    """Inclusive Hillis-Steele scan of the THREADS maps (sa[i], sb[i]) in shared memory:
+def block_scan(sa, sb, t, width):
+    """Inclusive Hillis-Steele scan of the ``width`` maps (sa[i], sb[i]) in shared memory:
     afterwards slot t holds maps 0..t composed."""
     offset = 1
-    while offset < THREADS:
+    while offset < width:
         pa = 1.0
         pb = 0.0
         if t >= offset:
@@ -43,6 +45,7 @@ def block_scan(sa, sb, t):
             sa[t] = sa[t] * pa
         cuda.syncthreads()
         offset *= 2
+
 
 @cuda.jit(device=True)
 def scan_tile(x, alpha, tile, sa, sb):
@@ -72,7 +75,7 @@ def scan_tile(x, alpha, tile, sa, sb):
     sa[t] = a
     sb[t] = b
     cuda.syncthreads()
-    block_scan(sa, sb, t)
+    block_scan(sa, sb, t, THREADS)
 
 @cuda.jit
 def ema_tile_maps(x, alpha, map_a, map_b):
@@ -86,30 +89,33 @@ def ema_tile_maps(x, alpha, map_a, map_b):
 
 @cuda.jit
 def ema_tile_carries(map_a, map_b, carry):
-    """One block: carry[k] = the EMA just before tile k. Tile 0's map is constant (a = 0),
-    so starting from y = 0 is exact."""
-    sa = cuda.shared.array(THREADS, float64)
-    sb = cuda.shared.array(THREADS, float64)
+    """One block of CARRY_THREADS: carry[k] = the EMA just before tile k. Each thread
+    composes a segment of consecutive tile maps, the block scans the segment maps, and
+    each thread walks its segment again from the value before it. Tile 0's map is
+    constant (a = 0), so starting from y = 0 is exact."""
+    sa = cuda.shared.array(CARRY_THREADS, float64)
+    sb = cuda.shared.array(CARRY_THREADS, float64)
     t = cuda.threadIdx.x
     tiles = map_a.shape[0]
+    segment = (tiles + CARRY_THREADS - 1) // CARRY_THREADS
+    first = min(t * segment, tiles)
+    last = min(first + segment, tiles)
+    a = 1.0
+    b = 0.0
+    for k in range(first, last):
+        b = map_a[k] * b + map_b[k]
+        a = map_a[k] * a
+    sa[t] = a
+    sb[t] = b
+    cuda.syncthreads()
+    block_scan(sa, sb, t, CARRY_THREADS)
     y = 0.0
-    for chunk in range(0, tiles, THREADS):
-        k = chunk + t
-        if k < tiles:
-            sa[t] = map_a[k]
-            sb[t] = map_b[k]
-        else:
-            sa[t] = 1.0
-            sb[t] = 0.0
-        cuda.syncthreads()
-        block_scan(sa, sb, t)
-        if k < tiles:
-            if t == 0:
-                carry[k] = y
-            else:
-                carry[k] = sa[t - 1] * y + sb[t - 1]
-        y = sa[THREADS - 1] * y + sb[THREADS - 1]
-        cuda.syncthreads()  # all reads of (sa, sb) done before the next chunk overwrites them
+    if t > 0:
+        y = sb[t - 1]  # maps of the segments before, applied to y = 0
+    for k in range(first, last):
+        carry[k] = y
+        y = map_a[k] * y + map_b[k]
+
 
 @cuda.jit
 def ema_tile_outputs(x, alpha, carry, out):

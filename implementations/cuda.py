@@ -9,8 +9,9 @@ in three launches ("reduce, then scan"):
 1. each block stages a tile of THREADS*ITEMS elements in shared memory, every thread
    composes its ITEMS consecutive maps serially, and a Hillis-Steele scan over the block
    in shared memory gives the tile's map;
-2. one block scans the tile maps, THREADS at a time, into each tile's carry: the EMA
-   value just before the tile;
+2. one block of 1024 threads scans the tile maps into each tile's carry, the EMA value
+   just before the tile (each thread composes a segment of maps serially, the block scans
+   the segment maps, each thread walks its segment again);
 3. the fix-up: each block rescans its tile as in 1 and applies its carry, writing the
    EMA through shared memory so the stores stay coalesced.
 
@@ -153,7 +154,7 @@ def _ema_launch(d_x, alpha, map_a, map_b, carry, out):
     k = _kernels()
     tiles = map_a.shape[0]
     k.ema_tile_maps[tiles, k.THREADS](d_x, alpha, map_a, map_b)
-    k.ema_tile_carries[1, k.THREADS](map_a, map_b, carry)
+    k.ema_tile_carries[1, k.CARRY_THREADS](map_a, map_b, carry)
     k.ema_tile_outputs[tiles, k.THREADS](d_x, alpha, carry, out)
     return out
 

@@ -24,16 +24,18 @@ from factorbench.registry import Paradigm
 
 THREADS = 256
 ITEMS = 11
+CARRY_THREADS = 1024
 
 EMA_SOURCE = r"""
 #define THREADS %(threads)d
 #define ITEMS %(items)d
 #define TILE (THREADS * ITEMS)
+#define CARRY_THREADS %(carry_threads)d
 
-// Inclusive Hillis-Steele scan of THREADS maps y -> a*y + b in shared memory: afterwards
+// Inclusive Hillis-Steele scan of `width` maps y -> a*y + b in shared memory: afterwards
 // slot t holds maps 0..t composed, (a2, b2) after (a1, b1) = (a2*a1, a2*b1 + b2).
-__device__ void block_scan(double* sa, double* sb, int t) {
-    for (int offset = 1; offset < THREADS; offset *= 2) {
+__device__ void block_scan(double* sa, double* sb, int t, int width) {
+    for (int offset = 1; offset < width; offset *= 2) {
         double pa = 1.0, pb = 0.0;
         if (t >= offset) { pa = sa[t - offset]; pb = sb[t - offset]; }
         __syncthreads();
@@ -65,7 +67,7 @@ __device__ void scan_tile(const double* x, long long n, double alpha,
     }
     sa[t] = a; sb[t] = b;
     __syncthreads();
-    block_scan(sa, sb, t);
+    block_scan(sa, sb, t, THREADS);
 }
 
 extern "C" __global__ void ema_tile_maps(const double* x, long long n, double alpha,
@@ -79,22 +81,23 @@ extern "C" __global__ void ema_tile_maps(const double* x, long long n, double al
     }
 }
 
-// One block: carry[k] = the EMA just before tile k (tile 0's map is constant, so y = 0 is exact).
+// One block: carry[k] = the EMA just before tile k. Each thread composes a segment of
+// consecutive tile maps, the block scans the segment maps, and each thread walks its
+// segment again from the value before it (tile 0's map is constant, so y = 0 is exact).
 extern "C" __global__ void ema_tile_carries(const double* map_a, const double* map_b,
                                             long long tiles, double* carry) {
-    __shared__ double sa[THREADS], sb[THREADS];
+    __shared__ double sa[CARRY_THREADS], sb[CARRY_THREADS];
     const int t = threadIdx.x;
-    double y = 0.0;
-    for (long long chunk = 0; chunk < tiles; chunk += THREADS) {
-        long long k = chunk + t;
-        sa[t] = k < tiles ? map_a[k] : 1.0;
-        sb[t] = k < tiles ? map_b[k] : 0.0;
-        __syncthreads();
-        block_scan(sa, sb, t);
-        if (k < tiles) carry[k] = t == 0 ? y : sa[t - 1] * y + sb[t - 1];
-        y = sa[THREADS - 1] * y + sb[THREADS - 1];
-        __syncthreads();  // every read of (sa, sb) is done before the next chunk overwrites them
-    }
+    const long long segment = (tiles + CARRY_THREADS - 1) / CARRY_THREADS;
+    const long long first = min(t * segment, tiles);
+    const long long last = min(first + segment, tiles);
+    double a = 1.0, b = 0.0;
+    for (long long k = first; k < last; ++k) { b = map_a[k] * b + map_b[k]; a = map_a[k] * a; }
+    sa[t] = a; sb[t] = b;
+    __syncthreads();
+    block_scan(sa, sb, t, CARRY_THREADS);
+    double y = t > 0 ? sb[t - 1] : 0.0;  // the segments before, applied to y = 0
+    for (long long k = first; k < last; ++k) { carry[k] = y; y = map_a[k] * y + map_b[k]; }
 }
 
 // Fix-up: rescan the tile from its carry and write the EMA through shared memory.
@@ -122,7 +125,7 @@ extern "C" __global__ void ema_tile_outputs(const double* x, long long n, double
         if (i < n) out[i] = tile[j * THREADS + t];
     }
 }
-""" % {"threads": THREADS, "items": ITEMS}
+""" % {"threads": THREADS, "items": ITEMS, "carry_threads": CARRY_THREADS}
 
 SMA_BODY = """
 double total = 0.0;
@@ -248,7 +251,7 @@ def _ema_launch(d_x, alpha, map_a, map_b, carry, out):
     n, tiles = np.int64(d_x.size), map_a.size
     alpha = np.float64(alpha)
     k.ema_tile_maps((tiles,), (THREADS,), (d_x, n, alpha, map_a, map_b))
-    k.ema_tile_carries((1,), (THREADS,), (map_a, map_b, np.int64(tiles), carry))
+    k.ema_tile_carries((1,), (CARRY_THREADS,), (map_a, map_b, np.int64(tiles), carry))
     k.ema_tile_outputs((tiles,), (THREADS,), (d_x, n, alpha, carry, out))
     return out
 

@@ -6,8 +6,8 @@ turn every later numba.cuda import there into the simulator. It prints one JSON 
 case: {"label", "ok", "max_error", "message"}.
 
 The simulator runs every GPU thread as a Python thread, so most cases use a small block
-shape (8 threads x 3 items: tiles of 24 elements, carry chunks of 8 tiles) that crosses
-tile and chunk boundaries within a few hundred elements; one EMA case and the runner's
+shape (8 threads x 3 items: tiles of 24 elements; 8 carry threads, so segments of
+several tiles past 192 elements) that crosses tile and segment boundaries within a few hundred elements; one EMA case and the runner's
 trig gate use the production shape (256 threads x 11 items). The kernels read these
 constants at run time in the simulator, which is what makes the swap possible here.
 """
@@ -24,10 +24,10 @@ import numpy as np
 
 from factorbench.kernels import price_walk
 
-SMALL_SHAPE = {"THREADS": 8, "ITEMS": 3, "ACROSS_CHUNK": 4, "SMA_MIN_RUN": 4}
+SMALL_SHAPE = {"THREADS": 8, "ITEMS": 3, "CARRY_THREADS": 8, "ACROSS_CHUNK": 4, "SMA_MIN_RUN": 4}
 SMALL_TILE = SMALL_SHAPE["THREADS"] * SMALL_SHAPE["ITEMS"]
-CHUNK = SMALL_SHAPE["THREADS"] * SMALL_TILE
-"""Elements per chunk of the one-block carry scan in the small shape."""
+SPAN = SMALL_SHAPE["CARRY_THREADS"] * SMALL_TILE
+"""Beyond this many elements (small shape), each carry-scan thread takes several tiles."""
 PRODUCTION_TILE = 256 * 11
 RUNNER_LABEL = "runner: trig in the simulator is gated, then skipped as untimed"
 
@@ -43,14 +43,14 @@ def cases():
     rng = np.random.default_rng(7)
     walk = price_walk(rng, 4000)
     yield f"ema production shape n={PRODUCTION_TILE + 1}", "ema", (walk[:PRODUCTION_TILE + 1].copy(), 0.1), "production"
-    for n in (1, 2, 3, SMALL_TILE - 1, SMALL_TILE, SMALL_TILE + 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 11):
+    for n in (1, 2, 3, SMALL_TILE - 1, SMALL_TILE, SMALL_TILE + 1, SPAN - 1, SPAN, SPAN + 1, 2 * SPAN + 11):
         yield f"ema n={n}", "ema", (walk[:n].copy(), 0.1), "small"
     yield "ema alpha=1", "ema", (walk[:100].copy(), 1.0), "small"
     yield "ema alpha=1e-3", "ema", (walk[:300].copy(), 1e-3), "small"
     yield "ema alpha=0.9 (powers underflow to 0)", "ema", (walk[:450].copy(), 0.9), "small"
     yield "ema NaN first", "ema", (with_nans(walk[:50], [0]), 0.1), "small"
     yield "ema NaN at a tile start", "ema", (with_nans(walk[:100], [SMALL_TILE]), 0.1), "small"
-    yield "ema NaN in a later carry chunk", "ema", (with_nans(walk[:CHUNK + 100], [CHUNK + 30]), 0.1), "small"
+    yield "ema NaN in a later carry segment", "ema", (with_nans(walk[:SPAN + 100], [SPAN + 30]), 0.1), "small"
     yield "ema strided view", "ema", (walk[:602:2], 0.2), "small"
 
     yield "sma n=1 window=1", "sma", (walk[:1].copy(), 1), "small"
