@@ -103,7 +103,6 @@ class DeviceCall:
         operands = self.prepare(*args)
         output_nbytes = self.launch(*operands).nbytes  # also warms caches and the allocator
         times = time_events(self.backend, lambda: self.launch(*operands), RESIDENT_REPEATS)
-        del operands
         resident = statistics.median(times)
         # Inputs read once plus the output written once: the kernel spec's bytes_moved.
         bytes_moved = sum(a.nbytes for a in args if isinstance(a, np.ndarray)) + output_nbytes

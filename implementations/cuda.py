@@ -36,6 +36,7 @@ import numpy as np
 from factorbench.gpu import DeviceCall, peak_bandwidth, time_events
 from factorbench.registry import Paradigm
 
+
 def _simulator() -> bool:
     import numba
 

@@ -10,12 +10,14 @@ features plus unit noise; the other columns are distractors), so R² means somet
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import os
 import time
 
 from factorbench.kernels import require_int
+from factorbench.registry import registry
 from factorbench.workloads import Workload
 
 SEED_SIZE = {"rows": 1_000_000, "cols": 50, "trees": 100}
@@ -35,15 +37,11 @@ def gpu_reason() -> str | None:
     """Why the cuML side cannot run here, or None."""
     if importlib.util.find_spec("cuml") is None:
         return "cuML not installed (pip install -e '.[rapids]')"
+    cupy_paradigm = registry().paradigms.get("cupy")  # cuML runs on CuPy: the same device probe
+    if cupy_paradigm is not None and cupy_paradigm.reason:
+        return cupy_paradigm.reason
     try:
-        import cupy
-
-        if cupy.cuda.runtime.getDeviceCount() == 0:
-            return "no CUDA device (cudaGetDeviceCount() is 0)"
-    except Exception as exc:
-        return f"no CUDA device or usable driver (cudaGetDeviceCount: {exc})"
-    try:
-        import cuml  # noqa: F401
+        importlib.import_module("cuml")
     except Exception as exc:
         return f"cuML does not import: {type(exc).__name__}: {exc}"
     return None
