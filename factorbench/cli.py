@@ -133,19 +133,20 @@ def print_gpu(doc: dict) -> None:
     rows = summary_rows(doc)
     if not rows:
         return
-    table = Table(title="GPU: with host-device transfers vs data resident on the device", title_justify="left",
-                  caption="resident: kernels only, timed with CUDA events; bandwidth = bytes moved / resident time; "
-                          "peak from memory clock x bus width, copy = measured device-to-device copy")
-    for column in ("kernel", "implementation", "params", "with transfers", "resident", "resident GB/s",
-                   "copy GB/s", "peak GB/s", "% of peak", "GPU"):
-        table.add_column(column, justify="left" if column in ("kernel", "implementation", "params", "GPU") else "right")
+    gpus = ", ".join(sorted({row["gpu"] for row in rows}))
+    table = Table(title=escape(f"GPU ({gpus}): with host-device copies vs data resident on the device"),
+                  title_justify="left",
+                  caption="resident: kernels only, CUDA events; GB/s: bytes moved / resident time; "
+                          "peak: memory clock x bus width; copy: measured device-to-device copy")
+    for column in ("case", "implementation", "with copies", "resident", "GB/s", "copy GB/s", "% of peak"):
+        table.add_column(column, justify="left" if column in ("case", "implementation") else "right")
     for row in rows:
-        table.add_row(row["kernel"], row["implementation"],
-                      escape(" ".join(f"{k}={v}" for k, v in row["params"].items())),
-                      fmt_time(row["with_transfers_s"]), fmt_time(row["resident_s"]), f"{row['resident_GBps']:,.0f}",
+        case = " ".join([row["kernel"], *(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
+                                          for k, v in row["params"].items())])
+        table.add_row(escape(case), escape(row["implementation"]), fmt_time(row["with_transfers_s"]),
+                      fmt_time(row["resident_s"]), f"{row['resident_GBps']:,.0f}",
                       f"{row['copy_GBps']:,.0f}" if row["copy_GBps"] else "-",
-                      f"{row['peak_GBps']:,.0f}" if row["peak_GBps"] else "-",
-                      f"{row['pct_of_peak']:.0f}%" if row["pct_of_peak"] is not None else "-", escape(row["gpu"]))
+                      f"{row['pct_of_peak']:.0f}%" if row["pct_of_peak"] is not None else "-")
     console.print(table)
 
 

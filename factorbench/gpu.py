@@ -135,7 +135,6 @@ def summary_rows(doc: dict) -> list[dict]:
             "params": result["params"], "with_transfers_s": result["median"],
             "resident_s": extra["resident_median_s"],
             "resident_GBps": extra["resident_bandwidth_Bps"] / 1e9,
-            "peak_GBps": (extra["peak_bandwidth_Bps"] or 0) / 1e9 or None,
             "copy_GBps": (extra.get("copy_bandwidth_Bps") or 0) / 1e9 or None,
             "pct_of_peak": extra.get("resident_pct_of_peak"),
             "gpu": (extra.get("gpu") or {}).get("name", "?"),
