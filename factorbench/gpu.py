@@ -106,7 +106,10 @@ class DeviceCall:
         resident = statistics.median(times)
         # Inputs read once plus the output written once: the kernel spec's bytes_moved.
         bytes_moved = sum(a.nbytes for a in args if isinstance(a, np.ndarray)) + output_nbytes
-        facts = self.backend.facts()
+        try:
+            facts = self.backend.facts()
+        except Exception as exc:  # missing device metadata must not cost the measurement
+            facts = {"error": f"{type(exc).__name__}: {exc}"}
         achieved = bytes_moved / resident
         figures = {
             "timing": "median: NumPy in and out, host-device copies included; "
