@@ -7,8 +7,9 @@ case: {"label", "ok", "max_error", "message"}.
 
 The simulator runs every GPU thread as a Python thread, so most cases use a small block
 shape (8 threads x 3 items: tiles of 24 elements; 8 carry threads, so segments of
-several tiles past 192 elements) that crosses tile and segment boundaries within a few hundred elements; one EMA case and the runner's
-trig gate use the production shape (256 threads x 11 items). The kernels read these
+several tiles past 192 elements) that crosses tile and segment boundaries within a few
+hundred elements; one EMA case and the runner's trig gate use the production shape
+(256 threads x 11 items). The kernels read these
 constants at run time in the simulator, which is what makes the swap possible here.
 """
 
