@@ -7,6 +7,7 @@ and runs must skip them. With a GPU, every GPU implementation is gated for real 
 resident timing checked.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -129,16 +130,22 @@ def test_peak_bandwidth_from_clock_and_bus():
 
 # test_correctness.py gates every available implementation, the GPU ones included.
 
+@functools.cache
+def long_ema_case(n: int):
+    """Past 1024 tiles of 2816 elements each carry-scan thread composes several tiles."""
+    x = price_walk(np.random.default_rng(3), n)
+    x[n // 2] = np.nan
+    return x, kernel("ema").reference(x, 0.05)
+
+
 @pytest.mark.parametrize("paradigm", GPU_PARADIGMS)
-@pytest.mark.parametrize("n", [720_897, 1_000_003])
-def test_gpu_ema_scan_over_many_carry_chunks(paradigm, n):
-    """Past 256 tiles the one-block carry scan loops over chunks."""
+@pytest.mark.parametrize("n", [1024 * 2816 + 1, 3_000_017])
+def test_gpu_ema_scan_with_multi_tile_carry_segments(paradigm, n):
     impl = fb.implementation("ema", paradigm)
     if not impl.available:
         pytest.skip(impl.reason)
-    x = price_walk(np.random.default_rng(3), n)
-    x[n // 2] = np.nan
-    ok, error, message = gate.compare(kernel("ema").reference(x, 0.05), impl(x, 0.05), 1e-12, 0.0)
+    x, expected = long_ema_case(n)
+    ok, error, message = gate.compare(expected, impl(x, 0.05), 1e-12, 0.0)
     assert ok, message
 
 
