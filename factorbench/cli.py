@@ -105,7 +105,7 @@ def cmd_list(args) -> int:
         table.add_row(paradigm, *cells)
     console.print(table)
     for reason, names in unavailable.items():
-        console.print(f"[yellow]unavailable[/yellow] ({reason}): {', '.join(names)}")
+        console.print(f"[yellow]unavailable[/yellow] ({escape(reason)}): {', '.join(names)}")
     for module, error in reg.load_errors.items():
         console.print(f"[red]could not load {module}[/red]:\n{error}")
     return 1 if reg.load_errors else 0
@@ -154,6 +154,30 @@ def print_tables(doc: dict) -> None:
     if doc["results"]:
             console.print("Speed-ups compare time per element, so a row measured at a smaller size "
                       "(see note) is compared fairly; every implementation allocates its own output.")
+
+
+def print_gpu(doc: dict) -> None:
+    """Resident vs with-transfer times and bandwidth of the GPU rows (see factorbench.gpu)."""
+    from factorbench.gpu import summary_rows
+
+    rows = summary_rows(doc)
+    if not rows:
+        return
+    gpus = ", ".join(sorted({row["gpu"] for row in rows}))
+    table = Table(title=escape(f"GPU ({gpus}): with host-device copies vs data resident on the device"),
+                  title_justify="left",
+                  caption="resident: kernels only, CUDA events; GB/s: bytes moved / resident time; "
+                          "peak: memory clock x bus width; copy: measured device-to-device copy")
+    for column in ("case", "implementation", "with copies", "resident", "GB/s", "copy GB/s", "% of peak"):
+        table.add_column(column, justify="left" if column in ("case", "implementation") else "right")
+    for row in rows:
+        case = " ".join([row["kernel"], *(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
+                                          for k, v in row["params"].items())])
+        table.add_row(escape(case), escape(row["implementation"]), fmt_time(row["with_transfers_s"]),
+                      fmt_time(row["resident_s"]), f"{row['resident_GBps']:,.0f}",
+                      f"{row['copy_GBps']:,.0f}" if row["copy_GBps"] else "-",
+                      f"{row['pct_of_peak']:.0f}%" if row["pct_of_peak"] is not None else "-")
+    console.print(table)
 
 
 def fmt_value(value, unit: str = "") -> str:
@@ -218,6 +242,7 @@ def cmd_run(args) -> int:
             errors.print(f"interrupted: results measured so far are in {args.json}")
             return 130
     print_tables(doc)
+    print_gpu(doc)
     print_workloads(doc)
     console.print(f"results: {args.json}")
     return 0

@@ -69,6 +69,11 @@ class Implementation:
     def available(self) -> bool:
         return self.reason is None
 
+    @property
+    def untimed_reason(self) -> str | None:
+        """Why results here prove correctness but their times would mean nothing (a simulator)."""
+        return self.paradigm_obj.untimed_reason if self.paradigm_obj else None
+
     def __call__(self, *args, **kwargs):
         if not self.available:
             raise RuntimeError(f"{self.kernel}/{self.name} is unavailable: {self.reason}")
@@ -83,12 +88,16 @@ class Paradigm:
     """One optimisation paradigm; its module registers implementations through it."""
 
     def __init__(self, name: str, summary: str, *, rank: int, requires: Iterable[str] = (),
-                 probe: Callable[[], str | None] | None = None):
+                 probe: Callable[[], str | None] | None = None,
+                 untimed: Callable[[], str | None] | None = None):
+        """``untimed`` returns why the runner should gate but not time the paradigm here
+        (e.g. a GPU paradigm running in a CPU simulator), or None."""
         self.name = name
         self.summary = summary
         self.rank = rank
         self.requires = tuple(requires)
         self._probe = probe
+        self._untimed = untimed
         self.implementations: list[Implementation] = []
 
     @cached_property
@@ -100,6 +109,10 @@ class Paradigm:
             except Exception as exc:
                 reason = f"availability probe failed: {type(exc).__name__}: {exc}"
         return reason
+
+    @cached_property
+    def untimed_reason(self) -> str | None:
+        return self._untimed() if self._untimed is not None and self.reason is None else None
 
     def implements(self, kernel: str, *, name: str | None = None, requires: Iterable[str] = (),
                    probe: Callable[[], str | None] | None = None,

@@ -278,6 +278,13 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                      max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s)
                 save()
                 continue
+            if impl.untimed_reason:
+                skip(spec, params, impl, settings, "skipped",
+                     f"not timed: {impl.untimed_reason}; correctness gate passed",
+                     max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s,
+                     extra=impl.metrics() if impl.metrics else {})
+                save()
+                continue
             if current_case != (spec.name, params):
                 args = ()  # free the previous case's arrays before building the next
                 current_case, args = (spec.name, params), spec.make_args(params, np.random.default_rng(options.seed))
