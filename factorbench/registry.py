@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
+from factorbench.discovery import choose
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 
@@ -180,14 +181,11 @@ def paradigms() -> list[str]:
     return list(registry().paradigms)
 
 
-def _check_choice(value: str | None, choices: list[str], what: str) -> None:
-    if value is not None and value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose from: {', '.join(choices)}")
-
-
 def implementations(kernel: str | None = None, paradigm: str | None = None) -> list[Implementation]:
-    _check_choice(kernel, kernel_names(), "kernel")
-    _check_choice(paradigm, paradigms(), "paradigm")
+    if kernel is not None:
+        get_kernel(kernel)
+    if paradigm is not None:
+        choose(registry().paradigms, paradigm, "paradigm")
     return [impl for impl in registry().all()
             if kernel in (None, impl.kernel) and paradigm in (None, impl.paradigm)]
 

@@ -13,14 +13,13 @@ generically, so a new workload needs no change elsewhere.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from factorbench.discovery import choose, discover
 from factorbench.registry import missing_modules
 
 
@@ -60,11 +59,7 @@ class Workload:
 
 @cache
 def _workloads() -> dict[str, Workload]:
-    found = {}
-    for module in pkgutil.iter_modules(__path__):
-        workload = importlib.import_module(f"{__name__}.{module.name}").WORKLOAD
-        found[workload.name] = workload
-    return dict(sorted(found.items()))
+    return discover(__name__, "WORKLOAD")
 
 
 def workloads() -> list[str]:
@@ -72,10 +67,7 @@ def workloads() -> list[str]:
 
 
 def workload(name: str) -> Workload:
-    known = _workloads()
-    if name not in known:
-        raise ValueError(f"unknown workload {name!r}; choose from: {', '.join(known) or '(none installed)'}")
-    return known[name]
+    return choose(_workloads(), name, "workload")
 
 
 def run_workload(name: str, options) -> dict:
