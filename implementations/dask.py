@@ -56,7 +56,7 @@ def _row_blocks(m, chunk: int):
     import dask.array as da
 
     rows, cols = m.shape
-    return da.from_array(m, chunks=(_blocks(rows, max(1, chunk // cols)), (cols,)), name=False)
+    return da.from_array(m, chunks=(_blocks(rows, math.ceil(chunk / cols)), (cols,)), name=False)
 
 
 def _execute(kernel: str, build, args: tuple, scheduler: str, chunk_size):
@@ -152,7 +152,7 @@ def _local_ema(block, alpha):
 
 
 def _last_value(block):
-    return block[-1:].copy()
+    return float(block[-1])
 
 
 def _carries(last_values, alpha, first, lengths):
@@ -175,8 +175,8 @@ def _decay_reach(alpha, length):
     return min(length, int(underflow / math.log1p(-alpha)) + 1)
 
 
-def _add_carry(local, carry, alpha):
-    carry = float(carry[0])
+def _add_carry(local, carries, k, alpha):
+    carry = float(carries[k])
     out = local.copy()  # dask may hand the same block to other tasks: never write into it
     # NaN or inf carries must reach the whole block (NaN * 0.0 is NaN), as in the recurrence.
     reach = len(out) if not math.isfinite(carry) else _decay_reach(alpha, len(out))
@@ -185,17 +185,18 @@ def _add_carry(local, carry, alpha):
 
 
 def _ema_graph(chunk, x, alpha):
+    import dask
     import dask.array as da
 
     source = _vector(x, chunk)
     blocks = source.chunks[0]
-    local = source.map_blocks(_local_ema, alpha=alpha, dtype=np.float64)
-    ends = local.map_blocks(_last_value, chunks=((1,) * len(blocks),), dtype=np.float64)
-    carries = ends.rechunk(len(blocks)).map_blocks(_carries, alpha=alpha, first=float(x[0]), lengths=blocks,
-                                                   dtype=np.float64).rechunk(1)
-    # map_blocks pairs blocks by index: block k of local with carry k.
-    out = da.map_blocks(_add_carry, local, carries, alpha=alpha, chunks=local.chunks, dtype=np.float64)
-    return out, source
+    # A scan is no blockwise pattern: the graph is spelled out task by task.
+    local = [dask.delayed(_local_ema, pure=True)(block, alpha) for block in source.to_delayed().ravel()]
+    ends = [dask.delayed(_last_value, pure=True)(block) for block in local]
+    carries = dask.delayed(_carries, pure=True)(ends, alpha, float(x[0]), blocks)
+    out = [da.from_delayed(dask.delayed(_add_carry, pure=True)(block, carries, k, alpha), (length,), np.float64)
+           for k, (block, length) in enumerate(zip(local, blocks))]
+    return da.concatenate(out), source
 
 
 @_implements("ema")
