@@ -65,6 +65,9 @@ def read_state(state: Path) -> dict | None:
 
 def _check_port_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the scheduler binds: connections of a just-stopped cluster lingering in
+        # TIME_WAIT must not count, only a live listener.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

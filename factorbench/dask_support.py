@@ -107,8 +107,11 @@ def _client(scheduler: str):
             if _local_cluster is None:
                 # One single-threaded worker process per core: the GIL-free layout, and the
                 # one whose numbers compare with the multiprocessing paradigm.
+                # No dashboard, and the scheduler's small HTTP server (health, metrics) on a
+                # free port: the default 8787 may belong to a `factorbench cluster`.
                 _local_cluster = LocalCluster(n_workers=cores(), threads_per_worker=1, processes=True,
-                                              host="127.0.0.1", scheduler_port=0, dashboard_address=None)
+                                              host="127.0.0.1", scheduler_port=0, dashboard_address=None,
+                                              scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
             client = Client(_local_cluster, set_as_default=False)
         else:
             check_reachable(scheduler)
