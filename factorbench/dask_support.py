@@ -36,6 +36,8 @@ COMPUTE_TIMEOUT_S = 600.0
 """Longest one computation may take on a distributed scheduler: lost workers must end in
 an error, never a hang."""
 OVERHEAD_TASKS = 200
+OVERHEAD_METHOD = (f"wall time of {OVERHEAD_TASKS} independent no-op tasks and the one collecting them, "
+                   f"divided by {OVERHEAD_TASKS + 1}")
 AUTO_CHUNK = "auto"
 AUTO_BLOCKS_PER_THREAD = 2
 """'auto' chunking: two blocks per worker thread, so a slow block has a partner to

@@ -109,8 +109,7 @@ def _metrics(kernel: str) -> dict:
     figures = {key: value for key, value in call.items() if key != "rebuild"}
     try:
         figures["task_overhead_s"] = dask_support.task_overhead_s(call["scheduler"])
-        figures["task_overhead_method"] = (f"wall time of {dask_support.OVERHEAD_TASKS} independent no-op "
-                                           "tasks / their number")
+        figures["task_overhead_method"] = dask_support.OVERHEAD_METHOD
     except Exception as exc:  # the cluster went away after the timing: the row keeps its times
         figures["task_overhead_error"] = f"{type(exc).__name__}: {exc}"
     figures.update(_draw(kernel, call))
@@ -171,8 +170,8 @@ def _decay_reach(alpha, length):
     (1-alpha)**j is exactly 0.0 in float64."""
     if alpha >= 1.0:
         return 0
-    underflow = math.log(np.finfo(np.float64).smallest_subnormal) - 1.0
-    return min(length, int(underflow / math.log1p(-alpha)) + 1)
+    steps = (math.log(np.finfo(np.float64).smallest_subnormal) - 1.0) / math.log1p(-alpha)
+    return length if steps >= length else int(steps) + 1
 
 
 def _add_carry(local, carries, k, alpha):
