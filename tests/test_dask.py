@@ -140,12 +140,14 @@ def test_unreachable_scheduler_fails_its_rows_quickly():
 
 
 def test_local_cluster_passes_the_gate_and_closes_its_processes():
+    dask_support.close_all()
+    before = set(psutil.Process().children(recursive=True))
     try:
         for name in ("ema", "gram_colsum"):
             result = check(implementation(name, "dask"), settings={"scheduler": "local-cluster", "chunk_size": "auto"})
             assert result.ok, f"{name}: {result.message}"
         # multiprocessing's resource tracker outlives the pool by design (until this process exits)
-        workers = [p for p in psutil.Process().children(recursive=True)
+        workers = [p for p in set(psutil.Process().children(recursive=True)) - before
                    if "resource_tracker" not in " ".join(p.cmdline())]
         assert len(workers) >= dask_support.cores()
     finally:
