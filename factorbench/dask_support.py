@@ -130,6 +130,21 @@ def client_for(scheduler: str) -> Iterator[object | None]:
     yield None if scheduler == THREADS else _client(scheduler)
 
 
+@contextlib.contextmanager
+def as_default(scheduler: str) -> Iterator[object | None]:
+    """Inside the block, plain ``.compute()`` calls (also those deep inside dask.dataframe
+    pipelines) run on ``scheduler``; yields its Client, or None for ``"threads"``."""
+    import dask
+
+    with client_for(scheduler) as client:
+        if client is None:
+            with dask.config.set(scheduler=THREADS):
+                yield None
+        else:
+            with client.as_current():
+                yield client
+
+
 def compute(collection, client, timeout: float | None = None):
     """Compute one dask collection on ``client`` (None: the threaded scheduler, with BLAS
     limited to one thread per task).

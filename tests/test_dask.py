@@ -193,6 +193,15 @@ def test_kernels_on_the_cluster_match_the_reference(cluster, name):
     assert impl.metrics()["workers"] == 2
 
 
+def test_as_default_sends_plain_compute_calls_to_the_cluster(cluster):
+    import dask.array as da
+
+    with dask_support.as_default(cluster["address"]) as client:
+        pids = da.zeros(4, chunks=1).map_blocks(lambda block: block + os.getpid()).compute()
+        workers = set(client.run(os.getpid).values())
+    assert set(pids.tolist()) <= workers and os.getpid() not in workers
+
+
 def test_a_worker_killed_mid_computation_is_rescheduled_or_fails(cluster, monkeypatch):
     from distributed import Client
 
