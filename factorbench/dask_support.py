@@ -102,8 +102,7 @@ def _client(scheduler: str):
             if client.status == "running":
                 return client
             # Lost its scheduler (a stopped cluster): drop it, so the next try reconnects.
-            with contextlib.suppress(Exception):
-                client.close()
+            _close(client)
             del _clients[scheduler]
         if scheduler == LOCAL_CLUSTER:
             if _local_cluster is None:
@@ -214,13 +213,20 @@ def describe(client) -> dict:
             "worker_threads": sum(threads.values())}
 
 
+def _close(client) -> None:
+    # A client whose scheduler went away is retrying the connection until its timeout;
+    # closing it then only cancels that retry with a logged CancelledError traceback.
+    if client.status == "running":
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 def close_all() -> None:
     """Close every client and the LocalCluster (its worker processes end with it)."""
     global _local_cluster
     with _lock:
         for client in _clients.values():
-            with contextlib.suppress(Exception):
-                client.close()
+            _close(client)
         _clients.clear()
         _overheads.clear()
         if _local_cluster is not None:
