@@ -73,6 +73,45 @@ def key_value(text: str) -> tuple[str, object]:
     return key, value
 
 
+def schedulers(text: str) -> list[str]:
+    from factorbench.dask_support import parse_scheduler
+
+    try:
+        values = [parse_scheduler(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected one or more of threads, local-cluster, tcp://HOST:PORT, got {text!r}")
+    return values
+
+
+def chunk_sizes(text: str) -> list[int | str]:
+    from factorbench.dask_support import AUTO_CHUNK
+
+    try:
+        values = [AUTO_CHUNK if part == AUTO_CHUNK else count(part) for part in text.split(",") if part]
+    except argparse.ArgumentTypeError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected {AUTO_CHUNK} or positive integers (elements per block), "
+                                         f"got {text!r}")
+    return values
+
+
+def memory_limit(text: str) -> str:
+    """What `dask worker --memory-limit` takes: auto, a size (4GiB) or a fraction of RAM (0.5)."""
+    if text == "auto":
+        return text
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, a size such as 4GiB, or a fraction of memory such "
+                                         f"as 0.5, got {text!r}") from None
+    return text
+
+
 def fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -223,7 +262,9 @@ def cmd_run(args) -> int:
         min_sample_s=0.01 if args.quick else 0.05,
         time_budget_s=args.time_budget if args.time_budget is not None else (2.0 if args.quick else 10.0),
         workloads=args.workload, seed=args.seed, threads=args.threads,
-        settings={"processes": args.processes} if args.processes else {}, cpus=args.cpus,
+        settings={key: values for key, values in (("processes", args.processes), ("scheduler", args.scheduler),
+                                                  ("chunk_size", args.chunk_size)) if values},
+        cpus=args.cpus,
     )
     try:
         validate_options(options)
@@ -301,6 +342,11 @@ def build_parser() -> Parser:
                           "(default 1,2); the table shows speed-up and efficiency vs 1 process")
     run.add_argument("--cpus", type=cpu_ids, default=[], metavar="CPU[,CPU...]",
                      help="pin the runner and the worker processes it starts to these CPUs")
+    run.add_argument("--scheduler", type=schedulers, metavar="S[,S...]",
+                     help="Dask schedulers to run the dask paradigm on: threads, local-cluster, tcp://HOST:PORT "
+                          "(default threads,local-cluster)")
+    run.add_argument("--chunk-size", type=chunk_sizes, metavar="N[,N...]",
+                     help="Dask block size in elements, or auto (two blocks per worker thread; default)")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
 
@@ -313,6 +359,21 @@ def build_parser() -> Parser:
     ticks.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     ticks.add_argument("--out", required=True, metavar="DIR", help="output directory")
     ticks.add_argument("--force", action="store_true", help="replace Parquet files already in DIR/ticks")
+
+    cluster = sub.add_parser("cluster", help="start, stop or inspect a Dask scheduler and workers on 127.0.0.1")
+    actions = cluster.add_subparsers(dest="action", required=True, parser_class=Parser)
+    start = actions.add_parser("start", help="launch `dask scheduler` and N `dask worker` processes, detached")
+    start.add_argument("--workers", type=count, default=2, metavar="N", help="worker processes (default 2)")
+    start.add_argument("--nthreads", type=count, default=1, metavar="T", help="threads per worker (default 1)")
+    start.add_argument("--memory-limit", type=memory_limit, default="auto", metavar="M",
+                       help="per worker: auto (default), a size such as 4GiB, or a fraction of memory")
+    start.add_argument("--port", type=count, default=8786, metavar="P", help="scheduler port (default 8786)")
+    start.add_argument("--timeout", type=number, default=60.0, metavar="S",
+                       help="seconds to wait for every worker to connect (default 60)")
+    for action in (start, actions.add_parser("stop", help="stop the processes `cluster start` launched"),
+                   actions.add_parser("status", help="show the cluster `cluster start` launched")):
+        action.add_argument("--state", metavar="PATH",
+                            help="state file with the address and PIDs (default ~/.cache/factorbench/cluster.json)")
     return parser
 
 
@@ -320,7 +381,55 @@ def cmd_data(args) -> int:
     return {"ticks": cmd_data_ticks}[args.dataset](args)
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "data": cmd_data}
+def say(text: str) -> None:
+    """A plain line: no highlighting, and paths are never wrapped mid-way."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+def cmd_cluster(args) -> int:
+    from factorbench.registry import missing_modules
+
+    if reason := missing_modules(["distributed"]):
+        raise UsageError(f"cluster {args.action}: {reason} (pip install 'factorbench[dask]')")
+    from factorbench import cluster
+
+    try:
+        if args.action == "start":
+            info = cluster.start(workers=args.workers, nthreads=args.nthreads, memory_limit=args.memory_limit,
+                                 port=args.port, state=args.state, timeout=args.timeout)
+        elif args.action == "stop":
+            info = cluster.stop(state=args.state)
+        else:
+            info = cluster.status(state=args.state)
+    except cluster.ClusterError as exc:
+        raise UsageError(f"cluster {args.action}: {exc}") from None
+    if info is None:
+        say(f"no factorbench cluster is running (no state file {args.state or cluster.default_state_path()})")
+        return 1
+    if args.action == "start":
+        pids = " ".join(f"{entry['role']}={entry['pid']}" for entry in info["processes"])
+        state = f" --state {args.state}" if args.state else ""
+        say(f"Dask cluster up at {info['address']} ({info['workers']} workers x {info['nthreads']} threads, "
+            f"memory limit {info['memory_limit']})")
+        say(f"dashboard: {info['dashboard']}")
+        say(f"pids: {pids}")
+        say(f"use it: factorbench run --paradigm dask --scheduler {info['address']}")
+        say(f"stop it: factorbench cluster stop{state}")
+    elif args.action == "stop":
+        say(f"stopped the Dask cluster at {info['address']}: terminated {info['terminated'] or '-'}, "
+            f"killed {info['killed'] or '-'}, already gone {info['gone'] or '-'}")
+    else:
+        connected = (f"{info['connected_workers']} workers ({info['connected_threads']} threads) connected"
+                     if "connected_workers" in info else f"scheduler not reachable: {info['connect_error']}")
+        say(f"Dask cluster at {info['address']}, started {info['started']}: {connected}")
+        say(f"dashboard: {info['dashboard']}")
+        for entry in info["processes"]:
+            say(f"  {entry['role']}: pid {entry['pid']} {'running' if entry['alive'] else 'gone'}")
+        return 0 if "connected_workers" in info else 1
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "data": cmd_data, "cluster": cmd_cluster}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@ ones into the time budget, time them, and record every outcome."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime
 import functools
 import itertools
@@ -11,6 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,24 @@ from factorbench.workloads import run_workload, workload, workloads
 
 CALLS_NEEDED = 4
 """A measurement needs a warm-up call and at least three samples."""
+
+_artifacts_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("artifacts_dir", default=None)
+
+
+def artifacts_dir() -> Path | None:
+    """Folder of the current run for files an implementation's metrics() or a workload
+    writes for the report (recorded as paths in ``extra["artifacts"]``); None outside a
+    run that has one. Not created until someone writes there."""
+    return _artifacts_dir.get()
+
+
+@contextlib.contextmanager
+def _artifacts_in(path: str | Path | None):
+    token = _artifacts_dir.set(Path(path).resolve() if path else None)
+    try:
+        yield
+    finally:
+        _artifacts_dir.reset(token)
 
 
 @dataclass
@@ -56,6 +77,9 @@ class RunOptions:
     """Values for implementation settings (processes, scheduler, ...), overriding their defaults."""
     cpus: list[int] = field(default_factory=list)
     """CPUs the runner and the worker processes it starts are pinned to; empty: unchanged."""
+    artifacts_dir: str | None = None
+    """Where files for the report go (task graphs, profiles); default: beside the results
+    file, named after it ('results-artifacts/' for 'results.json')."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -258,7 +282,9 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         measurements.append(Measurement(spec.name, impl.name, impl.paradigm, dict(params), status, reason,
                                         settings=settings, **fields))
 
-    with threads.limited(max(options.threads) if options.threads else None):
+    artifacts = options.artifacts_dir or (Path(json_path).with_name(f"{Path(json_path).stem}-artifacts")
+                                          if json_path else None)
+    with threads.limited(max(options.threads) if options.threads else None), _artifacts_in(artifacts):
         meta["threads"] = {"requested": options.threads, **threads.current()}
         current_case: tuple | None = None
         args: tuple = ()
