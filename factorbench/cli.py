@@ -202,7 +202,7 @@ def cmd_run(args) -> int:
     if args.report:
         from factorbench.report import write_report
 
-        console.print(f"report: {write_report([args.json], args.report)}")
+        console.print(f"report: {write_report([args.json], args.report)}", soft_wrap=True)
     return 0
 
 
@@ -221,7 +221,7 @@ def profile_run(doc: dict, args) -> None:
                 (r.get("extra") or {}).get("profile_errors", {}).items()}
     for problem in sorted(problems):
         errors.print(f"[yellow]profile[/yellow] {escape(problem)}", highlight=False)
-    console.print(f"profiles: {out_dir} ({elapsed:.0f} s)")
+    console.print(f"profiles: {out_dir} ({elapsed:.0f} s)", soft_wrap=True)
 
 
 def cmd_report(args) -> int:
@@ -232,7 +232,7 @@ def cmd_report(args) -> int:
     if args.factor <= 1:
         raise UsageError(f"--factor must be > 1, got {args.factor:g}")
     output = args.output or ("reports/index.html" if len(args.results) == 1 else "reports/compare.html")
-    console.print(f"report: {write_report(args.results, output, factor=args.factor)}")
+    console.print(f"report: {write_report(args.results, output, factor=args.factor)}", soft_wrap=True)
     return 0
 
 

@@ -29,6 +29,9 @@ BASELINE_COLOURS = {"loop": "#8c8c8c", "vectorized": "#1f77b4", "library": "#ff7
 OTHER_COLOURS = ("#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
                  "#393b79", "#637939", "#843c39")
 
+MARKERS = ("o", "s", "^", "D", "v")
+DASHES = ("-", "--", ":", "-.")
+
 
 def paradigm_colours(paradigms: Sequence[str]) -> dict[str, str]:
     """One colour per paradigm, the same in every figure of a report."""
@@ -71,7 +74,7 @@ def time_bars(labels: list[str], paradigms: list[str], per_element_s: list[float
             ax.axvline(floor_per_element_s * 1e9, color="#c00", linestyle="--", linewidth=1)
             ax.annotate("memory-bandwidth floor", (floor_per_element_s * 1e9, 1.0),
                         xycoords=("data", "axes fraction"), color="#c00", fontsize=8,
-                        xytext=(3, -2), textcoords="offset points", va="top")
+                        xytext=(0, 3), textcoords="offset points", va="bottom", ha="left")
     return to_svg(fig)
 
 
@@ -80,11 +83,13 @@ def scaling(series: dict[str, list[tuple[float, float]]], paradigm_of: dict[str,
     """perfplot-style: median time against input size, log-log, one line per implementation."""
     fig, ax = new_figure(7.0, 3.6)
     with matplotlib.rc_context(STYLE):
+        seen: dict[str, int] = {}
         for label, points in series.items():
-            points = sorted(points)
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3,
-                    label=plain(label), color=colours.get(paradigm_of[label], "#444"),
-                    linestyle="-" if paradigm_of[label] in BASELINE_COLOURS else "-.")
+            # Same colour per paradigm as everywhere; marker and dash tell its implementations apart.
+            index = seen[paradigm_of[label]] = seen.get(paradigm_of[label], -1) + 1
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=MARKERS[index % len(MARKERS)],
+                    markersize=4, label=plain(label), color=colours.get(paradigm_of[label], "#444"),
+                    linestyle=DASHES[index % len(DASHES)])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(plain(size_label))
@@ -121,7 +126,7 @@ def latency(distributions: dict[str, dict]) -> str:
             stats = distributions[label]
             samples = [s for s in stats.get("samples") or [] if isinstance(s, (int, float)) and s > 0]
             if samples:
-                ax.boxplot([samples], positions=[pos], vert=False, whis=(1, 99), showfliers=False,
+                ax.boxplot([samples], positions=[pos], orientation="horizontal", whis=(1, 99), showfliers=False,
                            widths=0.5, medianprops={"color": "#1f77b4"})
             for key, marker, colour in (("p50", "o", "#1f77b4"), ("p95", "^", "#ff7f0e"), ("p99", "s", "#d62728")):
                 value = stats.get(key)

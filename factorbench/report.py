@@ -20,7 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from factorbench import analysis, plots, results
-from factorbench.cli import fmt_time, fmt_value
+from factorbench.cli import fmt_time
 from factorbench.profiling import MEMORY_PEAK_KEY
 
 ARTIFACT_INLINE_LIMIT = 8 * 2**20
@@ -29,7 +29,7 @@ TEXT_PREVIEW_CHARS = 20_000
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
                ".webp": "image/webp"}
 TEXT_TYPES = (".txt", ".json", ".dot", ".csv", ".log")
-HIDDEN_EXTRA = ("artifacts", "traceback")
+HIDDEN_EXTRA = ("artifacts", "traceback", MEMORY_PEAK_KEY)
 COMPARE_FACTOR = 1.1
 COMPARE_ALPHA = 0.05
 
@@ -65,11 +65,18 @@ def _fmt_bytes(count) -> str:
     return f"{count:g} B"
 
 
-def _fmt_extra(value) -> str:
+def fmt_metric(value, unit: str = "") -> str:
+    """A table value; the unit is in the column header, except seconds, which get scaled units."""
     if isinstance(value, (dict, list)):
         text = json.dumps(value, sort_keys=True, default=str)
         return text if len(text) <= 200 else text[:199] + "…"
-    return fmt_value(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if unit == "s":
+        return fmt_time(value)
+    if isinstance(value, int) or abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def _number(value) -> bool:
@@ -139,9 +146,9 @@ def embed(name: str, path: str, owner: str) -> dict:
     if suffix == ".svg":
         data = file.read_bytes()
         uri = "data:image/svg+xml;base64," + base64.b64encode(data).decode()
-        # Scripted SVGs (py-spy's interactive flame graphs) run in their own frame, where
-        # their script finds the document it expects; static ones are plain images.
-        return {**view, "kind": "frame" if b"<script" in data else "img", "src": uri}
+        # Shown as an image, so a scripted SVG (py-spy's interactive flame graph) runs no script
+        # inside the report; the file itself stays linked for zooming and search.
+        return {**view, "kind": "img", "src": uri, "interactive": b"<script" in data}
     if suffix in IMAGE_TYPES:
         return {**view, "kind": "img",
                 "src": f"data:{IMAGE_TYPES[suffix]};base64," + base64.b64encode(file.read_bytes()).decode()}
@@ -206,7 +213,7 @@ def _case_view(case: analysis.Case, bandwidth, colours, summaries) -> dict:
     extra_keys = sorted({key for row in case.ranked for key in (row.result.get("extra") or {})
                          if key not in HIDDEN_EXTRA})
     extras = [{"label": analysis.label(row.result),
-               "values": [_fmt_extra((row.result.get("extra") or {}).get(key, "")) for key in extra_keys]}
+               "values": [fmt_metric((row.result.get("extra") or {}).get(key, "")) for key in extra_keys]}
               for row in case.ranked if any(k in (row.result.get("extra") or {}) for k in extra_keys)]
     peaks = [(analysis.label(r.result), r.result["extra"][MEMORY_PEAK_KEY]) for r in case.ranked
              if _number((r.result.get("extra") or {}).get(MEMORY_PEAK_KEY))]
@@ -243,19 +250,21 @@ def _scaling_views(doc: dict, colours) -> list[dict]:
         others = {k: v for k, v in (result.get("requested_params") or params).items() if k != size_param}
         key = json.dumps([result["kernel"], others], sort_keys=True)
         group = groups.setdefault(key, {"kernel": result["kernel"], "others": others, "size_param": size_param,
-                                        "series": defaultdict(list), "paradigm_of": {}})
+                                        "series": defaultdict(dict), "paradigm_of": {}})
         label = analysis.label(result)
-        group["series"][label].append((params[size_param], result["median"]))
+        # Two requested sizes cut down to the same measured size give one point, not two.
+        points = group["series"][label]
+        points[params[size_param]] = min(result["median"], points.get(params[size_param], math.inf))
         group["paradigm_of"][label] = result["paradigm"]
     views = []
     for group in groups.values():
-        sizes = {x for points in group["series"].values() for x, _ in points}
+        sizes = {x for points in group["series"].values() for x in points}
         if len(sizes) < 2:
             continue
         title = group["kernel"] + "".join(f" {k}={v}" for k, v in group["others"].items())
+        series = {label: sorted(points.items()) for label, points in group["series"].items()}
         views.append({"id": _slug("scaling", title), "title": title,
-                      "svg": Markup(plots.scaling(group["series"], group["paradigm_of"], colours,
-                                                  group["size_param"]))})
+                      "svg": Markup(plots.scaling(series, group["paradigm_of"], colours, group["size_param"]))})
     return views
 
 
@@ -270,7 +279,7 @@ def _workload_view(section: dict) -> dict:
         "status": section["status"], "reason": section.get("reason") or "",
         "params": section.get("params") or {},
         "columns": [f"{c} [{units[c]}]" if units.get(c) and units[c] != "s" else c for c in columns],
-        "rows": [[fmt_value(row.get(c, ""), units.get(c, "")) for c in columns] for row in rows],
+        "rows": [[fmt_metric(row.get(c, ""), units.get(c, "")) for c in columns] for row in rows],
         "notes": [str(note) for note in section.get("notes") or []],
         "latency": [{"label": label, "p50": fmt_time(s.get("p50")) if _number(s.get("p50")) else "-",
                      "p95": fmt_time(s.get("p95")) if _number(s.get("p95")) else "-",
