@@ -155,7 +155,8 @@ def embed(name: str, path: str, owner: str) -> dict:
     if suffix in TEXT_TYPES:
         text = file.read_text(errors="replace")
         return {**view, "kind": "text", "text": text[:TEXT_PREVIEW_CHARS]}
-    return {**view, "kind": "link", "why": "opens on its own (e.g. memray's HTML, which loads its scripts online)"}
+    return {**view, "kind": "link", "why": "open it on its own; memray's HTML loads its scripts from the network"
+            if suffix == ".html" else "open it on its own"}
 
 
 def _artifacts(mapping, owner: str) -> list[dict]:
@@ -232,7 +233,8 @@ def _case_view(case: analysis.Case, bandwidth, colours, summaries) -> dict:
         if rows else None,
         "peaks": Markup(plots.memory_peaks([p[0] for p in peaks], [p[1] for p in peaks])) if peaks else None,
         "parallel": _parallel_plots(case),
-        "artifacts": [a for r in every for a in _artifacts((r.get("extra") or {}).get("artifacts"), analysis.label(r))],
+        "artifacts": [(analysis.label(r), views) for r in every
+                      if (views := _artifacts((r.get("extra") or {}).get("artifacts"), analysis.label(r)))],
         "reduced": any(r.result.get("requested_params") for r in case.ranked),
     }
 

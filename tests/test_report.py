@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import re
 import shutil
@@ -14,7 +16,7 @@ import pytest
 
 from factorbench import analysis, report
 from factorbench.cli import main
-from factorbench.profiling import MEMORY_PEAK_KEY, profile_results, unavailable_tools
+from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
 from factorbench.results import ResultsError, load, write
 from factorbench.runner import RunOptions, run
 
@@ -63,17 +65,19 @@ def measured(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def profiled(measured, tmp_path_factory):
-    """The run's vectorized-cumsum row at n=20000, profiled for real by py-spy, memory_profiler and memray."""
+def profiled(tmp_path_factory):
+    """`factorbench run --profile --report` on one implementation: py-spy, memory_profiler and memray for real."""
     if "py-spy" in unavailable_tools() or "memory_profiler" in unavailable_tools():
         pytest.skip("py-spy and memory_profiler are needed (pip install 'factorbench[profile]')")
     folder = tmp_path_factory.mktemp("profiled")
-    doc = copy.deepcopy(measured[1])
-    doc["results"] = [r for r in doc["results"] if r["implementation"] == "vectorized-cumsum"
-                      and r["params"]["n"] == 20000]
-    path = folder / "profiled.json"
-    profile_results(doc, folder / "profiles", seconds=1.0, save=lambda d: write(path, d))
-    return path, load(path)
+    path, page = folder / "results.json", folder / "index.html"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["run", "--quick", "--kernel", "ema", "--implementation", "vectorized", "--size", "200000",
+                     "--repeat", "3", "--time-budget", "0.3", "--json", str(path), "--profile",
+                     "--profile-seconds", "1", "--report", str(page)])
+    assert code == 0
+    return load(path), page, printed.getvalue().replace("\n", "")
 
 
 @pytest.fixture(scope="module")
@@ -236,28 +240,20 @@ def test_settings_workloads_and_artifacts_render_generically(measured, tmp_path)
     assert "data:image/svg+xml;base64," in html and "no CUDA device" in html
 
 
-def test_run_with_report_writes_it_and_prints_the_path(tmp_path, capsys):
-    out = tmp_path / "index.html"
-    code = main(["run", "--quick", "--kernel", "ema", "--implementation", "vectorized", "--size", "5000",
-                 "--repeat", "3", "--time-budget", "0.3", "--json", str(tmp_path / "r.json"), "--report", str(out)])
-    assert code == 0
-    assert f"report: {out}" in capsys.readouterr().out.replace("\n", "")
-    assert "ema n=5,000" in out.read_text()
-
-
-def test_profile_runs_py_spy_memory_profiler_and_memray(profiled):
-    _, doc = profiled
+def test_run_profile_records_py_spy_memory_profiler_and_memray_outputs(profiled):
+    doc, page, printed = profiled
     (result,) = doc["results"]
     artifacts = result["extra"]["artifacts"]
     cpu = Path(artifacts["cpu_flamegraph"]).read_text()
-    assert cpu.lstrip().startswith("<?xml") and "sma_cumsum" in cpu, "py-spy should see the implementation"
-    assert result["extra"][MEMORY_PEAK_KEY] > 0.1, "cumsum allocates several n-sized temporaries"
+    assert cpu.lstrip().startswith("<?xml") and "ema_lfilter" in cpu, "py-spy should see the implementation"
+    assert result["extra"][MEMORY_PEAK_KEY] > 0.5, "the 1.6 MB output must show in the peak"
     if "memray" not in unavailable_tools():
-        assert "cumsum" in Path(artifacts["memory_flamegraph"]).read_text()
+        assert "lfilter" in Path(artifacts["memory_flamegraph"]).read_text()
         assert Path(artifacts["memray_html"]).stat().st_size > 0
     assert doc["profiling"]["profiled"] == 1
-    html = report.render(doc)
-    assert "cpu_flamegraph" in html and "Memory peaks" in html
+    assert f"report: {page}" in printed
+    html = page.read_text()
+    assert "ema n=200,000" in html and "cpu_flamegraph" in html and "Memory peaks" in html
 
 
 def test_profile_cli_rejects_unknown_choices(capsys):
@@ -272,8 +268,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium_without_console_errors(profiled, tmp_path):
-    page = tmp_path / "index.html"
-    page.write_text(report.render(profiled[1]))
+    page = profiled[1]
     shot = tmp_path / "shot.png"
     done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
