@@ -1,6 +1,6 @@
 """The one registry of (kernel, paradigm) implementations.
 
-Each module in ``factorbench.implementations`` creates a :class:`Paradigm` and decorates
+Each module in ``factorbench.impls`` creates a :class:`Paradigm` and decorates
 its functions with ``@paradigm.implements(kernel)``. Modules must import without their
 optional dependencies (import them inside the functions, or behind ``requires``), so
 that a missing library shows as ``unavailable`` with a reason instead of an ImportError.
@@ -20,7 +20,7 @@ from typing import Any
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 
-IMPLEMENTATIONS_PACKAGE = "factorbench.implementations"
+IMPLEMENTATIONS_PACKAGE = "factorbench.impls"
 
 
 def missing_modules(modules: Iterable[str]) -> str | None:

@@ -2,7 +2,7 @@
 
 One module per kernel in this package defines a ``KERNEL = Kernel(...)``; it is found by
 name, so adding a kernel is adding a file. Implementations of a kernel live in
-``factorbench.implementations`` (one module per paradigm).
+``factorbench.impls`` (one module per paradigm).
 """
 
 from __future__ import annotations

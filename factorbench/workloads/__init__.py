@@ -16,9 +16,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from factorbench.registry import missing_modules
 
@@ -31,6 +32,23 @@ class Workload:
     """Called with the RunOptions (quick, seed, params, settings...); returns the section."""
     requires: tuple[str, ...] = ()
     probe: Callable[[], str | None] | None = field(default=None)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Default parameters; ``--param KEY=VALUE`` overrides any of these keys."""
+    quick: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides of ``params`` for ``--quick`` runs."""
+    validate: Callable[[dict], None] | None = None
+    """Raises ValueError naming a bad parameter and what is allowed."""
+
+    def parameters(self, options) -> dict:
+        """The parameters a run uses: defaults, then quick ones, then the user's; validated."""
+        chosen = {**self.params, **(self.quick if options.quick else {}),
+                  **{key: value for key, value in options.params.items() if key in self.params}}
+        if self.validate is not None:
+            try:
+                self.validate(chosen)
+            except ValueError as exc:
+                raise ValueError(f"workload {self.name}: {exc}") from None
+        return chosen
 
     @property
     def reason(self) -> str | None:

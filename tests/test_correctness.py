@@ -1,0 +1,69 @@
+"""The correctness gate, run for every registered implementation, and checked itself."""
+
+import numpy as np
+import pytest
+
+import factorbench as fb
+from factorbench.gate import check, compare
+from factorbench.registry import Paradigm
+
+
+def every_implementation():
+    return [pytest.param(impl, id=f"{impl.kernel}/{impl.name}") for impl in fb.implementations()]
+
+
+@pytest.mark.parametrize("impl", every_implementation())
+def test_implementation_matches_the_reference(impl):
+    if not impl.available:
+        pytest.skip(impl.reason)
+    # The first value of each swept setting; paradigm tests cover the other values.
+    settings = {key: values[0] for key, values in impl.settings.items()}
+    result = check(impl, seed=0, settings=settings)
+    assert result.ok, f"{settings}: {result.message}"
+
+
+def one_off(kernel, func):
+    paradigm = Paradigm("test", "gate self-test", rank=999)
+    paradigm.implements(kernel)(func)
+    return paradigm.implementations[0]
+
+
+def test_gate_marks_a_wrong_implementation_with_its_error():
+    result = check(one_off("sma", lambda x, w: fb.kernel("sma").reference(x, w) * (1 + 1e-6)))
+    assert not result.ok and not result.raised
+    assert result.max_error == pytest.approx(1e-6, rel=1e-3)
+    assert "relative error" in result.message
+
+
+def test_gate_catches_nan_placed_outside_its_windows():
+    def nan_everywhere_after(x, window):
+        out = fb.implementation("sma", "vectorized-convolve")(np.nan_to_num(x), window)
+        nans = np.flatnonzero(np.isnan(x))
+        if nans.size:
+            out[max(nans[0] - window + 1, 0):] = np.nan
+        return out
+
+    result = check(one_off("sma", nan_everywhere_after))
+    assert not result.ok and "NaN pattern differs" in result.message
+
+
+def test_gate_reports_exceptions_and_input_mutation():
+    raised = check(one_off("ema", lambda x, alpha: 1 / 0))
+    assert raised.raised and "ZeroDivisionError" in raised.message
+
+    def in_place(x, alpha):
+        x *= 1.0 + alpha
+        return fb.kernel("ema").reference(x / (1.0 + alpha), alpha)
+
+    mutated = check(one_off("ema", in_place))
+    assert not mutated.ok and "modified its input" in mutated.message
+
+
+def test_gate_rejects_wrong_shape():
+    result = check(one_off("row_sums", lambda m: m.sum(axis=0)))
+    assert not result.ok
+
+
+def test_compare_treats_matching_nan_as_equal_and_shape_as_significant():
+    assert compare(np.array([1.0, np.nan]), np.array([1.0, np.nan]), 1e-12, 0)[0]
+    assert not compare(np.array([1.0, 2.0]), np.array([1.0]), 1e-12, 0)[0]
