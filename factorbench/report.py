@@ -20,7 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from factorbench import analysis, plots, results
-from factorbench.cli import fmt_time
+from factorbench.cli import PROCESS_COLUMNS, fmt_time
 from factorbench.profiling import MEMORY_PEAK_KEY
 
 ARTIFACT_INLINE_LIMIT = 8 * 2**20
@@ -30,6 +30,8 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".webp": "image/webp"}
 TEXT_TYPES = (".txt", ".json", ".dot", ".csv", ".log")
 HIDDEN_EXTRA = ("artifacts", "traceback", MEMORY_PEAK_KEY)
+BYTE_UNITS = ("bytes", "B")
+"""Workload units shown scaled (KiB, MiB, GiB) in the cell rather than in the column header."""
 COMPARE_FACTOR = 1.1
 COMPARE_ALPHA = 0.05
 
@@ -74,6 +76,8 @@ def fmt_metric(value, unit: str = "") -> str:
         return str(value)
     if unit == "s":
         return fmt_time(value)
+    if unit in BYTE_UNITS:
+        return _fmt_bytes(value)
     if isinstance(value, int) or abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.4g}"
@@ -211,6 +215,10 @@ def _parallel_plots(case: analysis.Case) -> list[dict]:
 def _case_view(case: analysis.Case, bandwidth, colours, summaries) -> dict:
     signature, _ = _kernel_info(case.kernel)
     rows = [_row_view(row, rank, bandwidth, summaries) for rank, row in enumerate(case.ranked, start=1)]
+    # The CLI's process-scaling columns, shown where some row has them (process pools).
+    process_columns = {name: cell for name, cell in PROCESS_COLUMNS.items() if any(cell(row) for row in case.ranked)}
+    for view, row in zip(rows, case.ranked):
+        view["process_cells"] = [cell(row) for cell in process_columns.values()]
     extra_keys = sorted({key for row in case.ranked for key in (row.result.get("extra") or {})
                          if key not in HIDDEN_EXTRA})
     extras = [{"label": analysis.label(row.result),
@@ -225,6 +233,7 @@ def _case_view(case: analysis.Case, bandwidth, colours, summaries) -> dict:
     every = [row.result for row in case.ranked] + case.unranked
     return {
         "id": _slug(case.title), "title": case.title, "signature": signature, "rows": rows,
+        "process_columns": list(process_columns),
         "unranked": [{"label": analysis.label(r), "paradigm": r["paradigm"], "status": r["status"],
                       "reason": r.get("reason") or "", "max_error": r.get("max_error")} for r in case.unranked],
         "extra_keys": extra_keys, "extras": extras,
@@ -252,7 +261,8 @@ def _scaling_views(doc: dict, colours) -> list[dict]:
         others = {k: v for k, v in (result.get("requested_params") or params).items() if k != size_param}
         key = json.dumps([result["kernel"], others], sort_keys=True)
         group = groups.setdefault(key, {"kernel": result["kernel"], "others": others, "size_param": size_param,
-                                        "series": defaultdict(dict), "paradigm_of": {}})
+                                        "series": defaultdict(dict), "paradigm_of": {}, "requested": set()})
+        group["requested"].add((result.get("requested_params") or params)[size_param])
         label = analysis.label(result)
         # Two requested sizes cut down to the same measured size give one point, not two.
         points = group["series"][label]
@@ -260,8 +270,7 @@ def _scaling_views(doc: dict, colours) -> list[dict]:
         group["paradigm_of"][label] = result["paradigm"]
     views = []
     for group in groups.values():
-        sizes = {x for points in group["series"].values() for x in points}
-        if len(sizes) < 2:
+        if len(group["requested"]) < 2:  # one size asked for (some rows cut down) is no scaling series
             continue
         title = group["kernel"] + "".join(f" {k}={v}" for k, v in group["others"].items())
         series = {label: sorted(points.items()) for label, points in group["series"].items()}
@@ -280,7 +289,8 @@ def _workload_view(section: dict) -> dict:
         "id": _slug("workload", section["name"]), "name": section["name"], "summary": section.get("summary", ""),
         "status": section["status"], "reason": section.get("reason") or "",
         "params": section.get("params") or {},
-        "columns": [f"{c} [{units[c]}]" if units.get(c) and units[c] != "s" else c for c in columns],
+        "columns": [f"{c} [{units[c]}]" if units.get(c) and units[c] not in ("s", *BYTE_UNITS) else c
+                    for c in columns],
         "rows": [[fmt_metric(row.get(c, ""), units.get(c, "")) for c in columns] for row in rows],
         "notes": [str(note) for note in section.get("notes") or []],
         "latency": [{"label": label, "p50": fmt_time(s.get("p50")) if _number(s.get("p50")) else "-",
@@ -313,6 +323,8 @@ def _machine_view(doc: dict) -> dict:
     pinning = _cpu_list(affinity)
     if isinstance(affinity, list) and logical:
         pinning += " (all cores)" if len(affinity) == logical else f" ({len(affinity)} of {logical} cores)"
+    if m.get("pinned_cpus"):
+        pinning += f"; run pinned to {_cpu_list(m['pinned_cpus'])} (--cpus)"
     threads = m.get("threads") or {}
     profiling = doc.get("profiling") or {}
     facts = [

@@ -234,7 +234,7 @@ def test_settings_workloads_and_artifacts_render_generically(measured, tmp_path)
                         {"name": "gpu", "summary": "needs a GPU", "status": "skipped", "reason": "no CUDA device",
                          "rows": []}]
     html = report.render(doc)
-    assert "pool (processes=4)" in html and "Parallel scaling" in html
+    assert "pool (processes=4)" in html and "Parallel scaling" in html and "vs 1 process" in html
     assert "bytes_pickled" in html and "file not found" in html
     assert "ticks/s" in html and "51,234" in html and "P99" in html and "a note" in html
     assert "data:image/svg+xml;base64," in html and "no CUDA device" in html
