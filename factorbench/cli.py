@@ -276,8 +276,14 @@ def cmd_profile(args) -> int:
         raise UsageError(str(exc)) from None
     if args.seconds <= 0:
         raise UsageError(f"--seconds must be > 0, got {args.seconds:g}")
-    outcome = profile(impl.kernel, impl.name, params, args.output, seconds=args.seconds, seed=args.seed)
-    console.print(f"{impl.kernel}/{impl.name} at " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    settings = dict(args.setting)
+    unknown = sorted(set(settings) - set(impl.settings))
+    if unknown:
+        raise UsageError(f"{impl.kernel}/{impl.name} has no setting {', '.join(unknown)}; "
+                         f"it has: {', '.join(impl.settings) or 'none'}")
+    outcome = profile(impl.kernel, impl.name, params, args.output, settings=settings, seconds=args.seconds,
+                      seed=args.seed)
+    console.print(f"{impl.kernel}/{impl.name} at " + ", ".join(f"{k}={v}" for k, v in {**params, **settings}.items()))
     for name, path in outcome["artifacts"].items():
         console.print(f"  {name}: {path}", highlight=False, soft_wrap=True)
     if outcome[MEMORY_PEAK_KEY] is not None:
@@ -363,6 +369,8 @@ def build_parser() -> Parser:
     profile.add_argument("--size", type=count, help="the kernel's size parameter (default: its --quick size)")
     profile.add_argument("-o", "--output", default="reports/profiles", metavar="DIR",
                          help="output folder (default reports/profiles)")
+    profile.add_argument("--setting", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                         help="an implementation setting, e.g. processes=2 (default: the implementation's own)")
     profile.add_argument("--seconds", type=number, default=2.0, help="seconds under py-spy (default 2)")
     profile.add_argument("--seed", type=int, default=0, help="input generator seed")
 

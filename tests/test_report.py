@@ -259,8 +259,10 @@ def test_run_profile_records_py_spy_memory_profiler_and_memray_outputs(profiled)
 def test_profile_cli_rejects_unknown_choices(capsys):
     assert main(["profile", "sma", "no-such-implementation"]) == 2
     assert main(["profile", "no-such-kernel", "loop"]) == 2
+    assert main(["profile", "sma", "loop", "--setting", "processes=2"]) == 2
     err = capsys.readouterr().err
     assert "no implementation 'no-such-implementation'" in err and "unknown kernel 'no-such-kernel'" in err
+    assert "sma/loop has no setting processes; it has: none" in err
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
