@@ -288,6 +288,8 @@ def cmd_profile(args) -> int:
         console.print(f"  {name}: {path}", highlight=False, soft_wrap=True)
     if outcome[MEMORY_PEAK_KEY] is not None:
         console.print(f"  peak RSS increase: {outcome[MEMORY_PEAK_KEY]:.1f} MiB")
+    for note in outcome["notes"]:
+        console.print(f"  note: {escape(note)}", highlight=False)
     for tool, reason in outcome["errors"].items():
         errors.print(f"  [yellow]{tool}[/yellow]: {escape(reason)}", highlight=False)
     return 0 if outcome["artifacts"] or outcome[MEMORY_PEAK_KEY] is not None else 1

@@ -86,9 +86,16 @@ def _child(mode: str, job: dict, timeout_s: float, env: dict | None = None) -> s
     except subprocess.TimeoutExpired:
         raise ProfileError(f"{mode} profile took longer than {timeout_s:g} s") from None
     if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ProfileError(f"{mode} profile exited with status {done.returncode}: {tail}")
+        raise ProfileError(f"{mode} profile exited with status {done.returncode}: {_last_line(done.stderr)}")
     return done
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no output"])[0]
+
+
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no output"])[-1]
 
 
 @contextlib.contextmanager
@@ -101,8 +108,7 @@ def _serving(job: dict):
         ready, _, _ = select.select([child.stdout], [], [], SETUP_TIMEOUT_S)
         if not ready or child.stdout.readline().strip() != "ready":
             child.kill()
-            tail = (child.stderr.read().strip().splitlines() or ["no output"])[-1]
-            raise ProfileError(f"the profiled child did not start: {tail}")
+            raise ProfileError(f"the profiled child did not start: {_last_line(child.stderr.read())}")
         yield child.pid
     finally:
         if child.poll() is None:
@@ -120,8 +126,8 @@ def profile(kernel: str, implementation: str, params: dict, out_dir: str | os.Pa
             settings: dict | None = None, seconds: float = DEFAULT_SECONDS, seed: int = 0) -> dict:
     """Profile ``implementation`` of ``kernel`` at ``params``; files go under ``out_dir``.
 
-    Returns {"dir", "artifacts": {name: path}, MEMORY_PEAK_KEY: MiB or None, "errors": {tool: reason}}.
-    A missing or failing tool is reported in "errors"; the others still run.
+    Returns {"dir", "artifacts": {name: path}, MEMORY_PEAK_KEY: MiB or None, "errors": {tool: reason},
+    "notes": [...]}. A missing or failing tool is reported in "errors"; the others still run.
     """
     settings = settings or {}
     folder = Path(out_dir) / _folder_name(kernel, implementation, params, settings)
@@ -130,7 +136,7 @@ def profile(kernel: str, implementation: str, params: dict, out_dir: str | os.Pa
            "seed": seed, "seconds": seconds}
     timeout = SETUP_TIMEOUT_S + 10 * seconds
     outcome = {"dir": str(folder.resolve()), "artifacts": {}, MEMORY_PEAK_KEY: None,
-               "errors": dict(unavailable_tools())}
+               "errors": dict(unavailable_tools()), "notes": []}
 
     def attempt(tool: str, step: Callable[[], None]) -> None:
         if tool in outcome["errors"]:
@@ -143,17 +149,23 @@ def profile(kernel: str, implementation: str, params: dict, out_dir: str | os.Pa
     def cpu():
         target = folder / "cpu-flamegraph.svg"
         target.unlink(missing_ok=True)
+        # --native attributes time inside NumPy/Numba/Cython code; --subprocesses follows the
+        # worker processes of the multiprocessing and Dask paradigms.
+        record = [_tool("py-spy"), "record", "--native", "--subprocesses", "--rate", "200", "--format", "flamegraph",
+                  "-o", str(target)]
         with _serving(job) as pid:
-            # Attached after the warm-up, so the flame graph shows the steady-state calls, not
-            # start-up. --native attributes time inside NumPy/Numba/Cython code; --subprocesses
-            # follows the worker processes of the multiprocessing and Dask paradigms.
-            done = subprocess.run([_tool("py-spy"), "record", "--pid", str(pid), "--native", "--subprocesses",
-                                   "--duration", str(max(1, round(seconds))), "--rate", "200",
-                                   "--format", "flamegraph", "-o", str(target)],
+            # Attached after the warm-up, so the flame graph shows the steady-state calls only.
+            done = subprocess.run([*record, "--pid", str(pid), "--duration", str(max(1, round(seconds)))],
                                   capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            # Attaching to a process py-spy did not start needs ptrace rights (Yama ptrace_scope 1
+            # allows descendants only): launch the child under py-spy instead; start-up then shows too.
+            outcome["notes"].append(f"py-spy could not attach ({_first_line(done.stderr)}); "
+                                    "the CPU flame graph includes start-up")
+            done = subprocess.run([*record, "--", sys.executable, "-m", "factorbench.profiling", "loop",
+                                   json.dumps(job)], capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0 or not target.is_file() or target.stat().st_size == 0:
-            tail = (done.stderr.strip().splitlines() or ["no output"])[0]
-            raise ProfileError(f"py-spy wrote no flame graph (exit {done.returncode}): {tail}")
+            raise ProfileError(f"py-spy wrote no flame graph (exit {done.returncode}): {_first_line(done.stderr)}")
         outcome["artifacts"]["cpu_flamegraph"] = str(target.resolve())
 
     def memory():
@@ -224,6 +236,8 @@ def profile_results(doc: dict, out_dir: str | os.PathLike, *, seconds: float = D
             extra[MEMORY_PEAK_KEY] = outcome[MEMORY_PEAK_KEY]
         if outcome["errors"]:
             extra["profile_errors"] = outcome["errors"]
+        if outcome["notes"]:
+            extra["profile_notes"] = outcome["notes"]
         if save:
             save(doc)
     elapsed = time.perf_counter() - start
@@ -267,7 +281,9 @@ def _prepare(job: dict) -> Callable[[], object]:
 def _child_main(mode: str, job_text: str) -> None:
     job = json.loads(job_text)
     call = _prepare(job)
-    if mode == "serve":
+    if mode == "loop":
+        _calls(call, job["seconds"])
+    elif mode == "serve":
         print("ready", flush=True)
         deadline = time.perf_counter() + SETUP_TIMEOUT_S + 10 * job["seconds"]
         while not select.select([sys.stdin], [], [], 0)[0] and time.perf_counter() < deadline:

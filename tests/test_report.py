@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from factorbench import analysis, report
+from factorbench import analysis, profiling, report
 from factorbench.cli import main
 from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
 from factorbench.results import ResultsError, load, write
@@ -254,6 +254,26 @@ def test_run_profile_records_py_spy_memory_profiler_and_memray_outputs(profiled)
     assert f"report: {page}" in printed
     html = page.read_text()
     assert "ema n=200,000" in html and "cpu_flamegraph" in html and "Memory peaks" in html
+
+
+def test_py_spy_falls_back_to_launching_the_child_when_it_cannot_attach(monkeypatch, tmp_path):
+    if unavailable_tools().keys() & {"py-spy", "memory_profiler"}:
+        pytest.skip("py-spy and memory_profiler are needed (pip install 'factorbench[profile]')")
+
+    @contextlib.contextmanager
+    def not_python():  # a real process py-spy cannot read, as when ptrace is not allowed
+        with subprocess.Popen(["sleep", "60"]) as sleeper:
+            try:
+                yield sleeper.pid
+            finally:
+                sleeper.kill()
+
+    monkeypatch.setattr(profiling, "_serving", lambda job: not_python())
+    monkeypatch.setattr(profiling, "unavailable_tools", lambda: {"memray": "skipped in this test"})
+    outcome = profiling.profile("sma", "vectorized-cumsum", {"n": 200_000, "window": 20}, tmp_path, seconds=1)
+    assert "py-spy could not attach" in outcome["notes"][0]
+    assert "sma_cumsum" in Path(outcome["artifacts"]["cpu_flamegraph"]).read_text()
+    assert outcome[MEMORY_PEAK_KEY] > 0.5
 
 
 def test_profile_cli_rejects_unknown_choices(capsys):
