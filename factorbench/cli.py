@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich import filesize
 from rich.console import Console
@@ -270,6 +271,13 @@ def cmd_run(args) -> int:
         validate_options(options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.profile:
+        from factorbench.profiling import unavailable_tools
+
+        if len(unavailable_tools()) == 3:
+            raise UsageError("--profile needs py-spy, memory_profiler or memray: pip install 'factorbench[profile]'")
+        if args.profile_seconds <= 0:
+            raise UsageError(f"--profile-seconds must be > 0, got {args.profile_seconds:g}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=errors, transient=True) as bar:
         task = bar.add_task("starting", total=None)
@@ -286,7 +294,71 @@ def cmd_run(args) -> int:
     print_gpu(doc)
     print_workloads(doc)
     console.print(f"results: {args.json}")
+    if args.profile:
+        profile_run(doc, args)
+    if args.report:
+        from factorbench.report import write_report
+
+        console.print(f"report: {write_report([args.json], args.report)}", soft_wrap=True)
     return 0
+
+
+def profile_run(doc: dict, args) -> None:
+    from factorbench.profiling import profile_results
+    from factorbench.results import write
+
+    out_dir = args.profile_dir or str(Path(args.json).parent / "profiles")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=errors, transient=True) as bar:
+        task = bar.add_task("profiling", total=None)
+        elapsed = profile_results(doc, out_dir, seconds=args.profile_seconds, save=lambda d: write(args.json, d),
+                                  progress=lambda text, done, total: bar.update(task, description=text,
+                                                                                completed=done, total=total))
+    problems = {f"{tool}: {reason}" for r in doc["results"] for tool, reason in
+                (r.get("extra") or {}).get("profile_errors", {}).items()}
+    for problem in sorted(problems):
+        errors.print(f"[yellow]profile[/yellow] {escape(problem)}", highlight=False)
+    console.print(f"profiles: {out_dir} ({elapsed:.0f} s)", soft_wrap=True)
+
+
+def cmd_report(args) -> int:
+    from factorbench.report import write_report
+
+    if len(args.results) > 2:
+        raise UsageError("report takes one results file (a report) or two (a comparison: before after)")
+    if args.factor <= 1:
+        raise UsageError(f"--factor must be > 1, got {args.factor:g}")
+    output = args.output or ("reports/index.html" if len(args.results) == 1 else "reports/compare.html")
+    console.print(f"report: {write_report(args.results, output, factor=args.factor)}", soft_wrap=True)
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from factorbench.profiling import MEMORY_PEAK_KEY, profile, resolve
+
+    try:
+        impl, params = resolve(args.kernel, args.implementation, args.size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.seconds <= 0:
+        raise UsageError(f"--seconds must be > 0, got {args.seconds:g}")
+    settings = dict(args.setting)
+    unknown = sorted(set(settings) - set(impl.settings))
+    if unknown:
+        raise UsageError(f"{impl.kernel}/{impl.name} has no setting {', '.join(unknown)}; "
+                         f"it has: {', '.join(impl.settings) or 'none'}")
+    outcome = profile(impl.kernel, impl.name, params, args.output, settings=settings, seconds=args.seconds,
+                      seed=args.seed)
+    console.print(f"{impl.kernel}/{impl.name} at " + ", ".join(f"{k}={v}" for k, v in {**params, **settings}.items()))
+    for name, path in outcome["artifacts"].items():
+        console.print(f"  {name}: {path}", highlight=False, soft_wrap=True)
+    if outcome[MEMORY_PEAK_KEY] is not None:
+        console.print(f"  peak RSS increase: {outcome[MEMORY_PEAK_KEY]:.1f} MiB")
+    for note in outcome["notes"]:
+        console.print(f"  note: {escape(note)}", highlight=False)
+    for tool, reason in outcome["errors"].items():
+        errors.print(f"  [yellow]{tool}[/yellow]: {escape(reason)}", highlight=False)
+    return 0 if outcome["artifacts"] or outcome[MEMORY_PEAK_KEY] is not None else 1
 
 
 def cmd_data_ticks(args) -> int:
@@ -349,6 +421,31 @@ def build_parser() -> Parser:
                      help="Dask block size in elements, or auto (two blocks per worker thread; default)")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
+    run.add_argument("--report", metavar="PATH", help="also write the HTML report to PATH")
+    run.add_argument("--profile", action="store_true",
+                     help="after timing, profile every passing implementation (CPU and memory flame graphs, "
+                          "peak memory) for the report")
+    run.add_argument("--profile-dir", metavar="DIR", help="where profiles go (default: profiles/ beside --json)")
+    run.add_argument("--profile-seconds", type=number, default=2.0, metavar="S",
+                     help="seconds each implementation runs under py-spy (default 2)")
+
+    report = sub.add_parser("report", help="write the HTML report of a results file, or compare two")
+    report.add_argument("results", nargs="+", metavar="RESULTS.json", help="one results file, or two: before after")
+    report.add_argument("-o", "--output", metavar="PATH",
+                        help="HTML file (default reports/index.html, or reports/compare.html for two)")
+    report.add_argument("--factor", type=number, default=1.1,
+                        help="comparison: ratio beyond which a change counts (default 1.1, as asv)")
+
+    profile = sub.add_parser("profile", help="CPU and memory profiles of one implementation")
+    profile.add_argument("kernel")
+    profile.add_argument("implementation", help="implementation or paradigm name, e.g. bottleneck")
+    profile.add_argument("--size", type=count, help="the kernel's size parameter (default: its --quick size)")
+    profile.add_argument("-o", "--output", default="reports/profiles", metavar="DIR",
+                         help="output folder (default reports/profiles)")
+    profile.add_argument("--setting", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                         help="an implementation setting, e.g. processes=2 (default: the implementation's own)")
+    profile.add_argument("--seconds", type=number, default=2.0, help="seconds under py-spy (default 2)")
+    profile.add_argument("--seed", type=int, default=0, help="input generator seed")
 
     data = sub.add_parser("data", help="generate input data sets")
     data_sub = data.add_subparsers(dest="dataset", required=True, parser_class=Parser)
@@ -429,7 +526,8 @@ def cmd_cluster(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "data": cmd_data, "cluster": cmd_cluster}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "profile": cmd_profile, "data": cmd_data,
+            "cluster": cmd_cluster}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from factorbench import affinity, machine, threads
+from factorbench import affinity, bandwidth, machine, threads
 from factorbench.gate import GateResult, check
 from factorbench.kernels import Kernel
 from factorbench.kernels import kernel as get_kernel
@@ -271,6 +271,9 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     gates: dict[tuple, GateResult] = {}
     chosen_workloads = selected_workloads(options)
     total = len(todo) + len(chosen_workloads)
+    if todo:
+        # Measured in the same run, so "% of the bandwidth floor" compares like with like.
+        meta["bandwidth"] = bandwidth.measure(bandwidth.array_bytes(options.quick))
 
     def save():
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections)
