@@ -1,0 +1,164 @@
+"""Benchmark cases read from the factorbench registry: one per (kernel, implementation,
+settings), with its sizes, memory-order variants and a version hash of its code.
+
+The asv suite (kernels.py), the pytest-benchmark module and the callgrind counter all
+build on these, so a new paradigm appears in every one of them with no list to edit.
+This lives beside the asv suite rather than in the package because asv runs the suite
+of the working tree against every commit it measures, including commits whose
+factorbench predates this file: it uses only the package's public API.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+import factorbench as fb
+from factorbench.gate import check
+from factorbench.kernels import Kernel
+from factorbench.runner import CALLS_NEEDED, RunOptions, fit_to_budget, settings_sweep
+
+SEED = 0
+CALL_LIMIT_S = 1.5
+"""An implementation whose one call would take longer than this at a size (the Python
+loops at medium size) is skipped there, so a full ``asv run`` stays within minutes."""
+MEMORY_HEAVY_BYTES = 256 * 2**20
+"""Kernels moving at least this much per call at default size get ``peakmem_`` benchmarks."""
+BASELINE_PARADIGM = "loop"
+"""Speed-ups are quoted against this paradigm, as in the CLI tables."""
+
+
+def identifier(text: str) -> str:
+    return re.sub(r"\W", "_", text)
+
+
+def source_hash(*funcs) -> str:
+    """Hash of the functions' source; compiled functions without source count by name."""
+    digest = hashlib.sha256()
+    for func in funcs:
+        try:
+            text = inspect.getsource(func)
+        except (OSError, TypeError):
+            text = f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}"
+        digest.update(text.encode())
+    return digest.hexdigest()[:16]
+
+
+def sizes(spec: Kernel) -> tuple[int, ...]:
+    """(small, medium) values of the kernel's size parameter.
+
+    Medium is the ``--quick`` size; small is eight times the probe size the runner uses
+    to estimate slow implementations: big enough to leave call overhead behind, small
+    enough for a Python loop to finish in well under a second.
+    """
+    medium = {**spec.defaults, **spec.quick}[spec.size_param]
+    probe = spec.probe.get(spec.size_param)
+    small = probe * 8 if probe else medium
+    return tuple(sorted({min(small, medium), medium}))
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    impl: fb.Implementation
+    setting_items: tuple = ()
+    """(name, value) pairs of the implementation's settings for this case (hashable)."""
+
+    @property
+    def settings(self) -> dict:
+        return dict(self.setting_items)
+
+    @property
+    def spec(self) -> Kernel:
+        return fb.kernel(self.impl.kernel)
+
+    @property
+    def name(self) -> str:
+        """A Python identifier: kernel__implementation[__setting_value...]."""
+        parts = [self.impl.kernel, self.impl.name, *(f"{k}_{v}" for k, v in self.settings.items())]
+        return "__".join(identifier(str(part)) for part in parts)
+
+    @property
+    def label(self) -> str:
+        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        return f"{self.impl.kernel}/{self.impl.name}" + (f" ({settings})" if settings else "")
+
+    @property
+    def param_names(self) -> list[str]:
+        return [self.spec.size_param, *self.spec.variants]
+
+    @property
+    def params(self) -> list[list]:
+        """asv's params: every size, crossed with every variant (memory order...)."""
+        return [list(sizes(self.spec)), *(list(values) for values in self.spec.variants.values())]
+
+    @property
+    def medium_params(self) -> list[list]:
+        return [[sizes(self.spec)[-1]], *self.params[1:]]
+
+    @property
+    def version(self) -> str:
+        return hashlib.sha256(f"{source_hash(self.impl.func)} {self.setting_items!r}".encode()).hexdigest()[:16]
+
+    def kernel_params(self, size, *variants) -> dict:
+        spec = self.spec
+        return {**spec.defaults, **spec.quick, spec.size_param: size,
+                **dict(zip(spec.variants, variants))}
+
+    def call(self, *args):
+        return self.impl(*args, **self.settings)
+
+
+def cases(kernel: str | None = None) -> list[BenchCase]:
+    """Every (kernel, implementation, settings) case, available or not."""
+    return [BenchCase(impl, tuple(settings.items())) for impl in fb.implementations(kernel)
+            for settings in settings_sweep(impl, RunOptions())]
+
+
+def baseline(case: BenchCase) -> BenchCase | None:
+    """The first available baseline-paradigm case of the same kernel (None for a baseline)."""
+    if case.impl.paradigm == BASELINE_PARADIGM:
+        return None
+    return next((other for other in cases(case.impl.kernel)
+                 if other.impl.paradigm == BASELINE_PARADIGM and other.impl.available), None)
+
+
+def is_memory_heavy(spec: Kernel) -> bool:
+    return spec.bytes_moved(dict(spec.defaults)) >= MEMORY_HEAVY_BYTES
+
+
+@functools.cache
+def gate(case: BenchCase) -> None:
+    """Raise unless the case runs here and matches the reference (checked once per process)."""
+    if not case.impl.available:
+        raise NotImplementedError(f"{case.label} is unavailable: {case.impl.reason}")
+    result = check(case.impl, SEED, case.settings)
+    if not result.ok:
+        raise AssertionError(f"{case.label} failed the correctness gate: {result.message}")
+
+
+@functools.cache
+def inputs(kernel: str, params_key: tuple) -> tuple:
+    """Seeded call arguments, built once per process and kept for every sample."""
+    return fb.kernel(kernel).make_args(dict(params_key), np.random.default_rng(SEED))
+
+
+def prepare(case: BenchCase, size, *variants) -> tuple:
+    """Gate the case, refuse sizes too slow for it, and return the call arguments."""
+    gate(case)
+    params = case.kernel_params(size, *variants)
+    if not fits(case, tuple(params.items())):
+        raise NotImplementedError(f"{case.label} takes over {CALL_LIMIT_S:g} s a call at "
+                                  f"{case.spec.size_param}={size}; measured at smaller sizes only")
+    return inputs(case.impl.kernel, tuple(params.items()))
+
+
+@functools.cache
+def fits(case: BenchCase, params_key: tuple) -> bool:
+    params = dict(params_key)
+    target, _ = fit_to_budget(case.spec, case.call, params, CALL_LIMIT_S * CALLS_NEEDED, SEED)
+    return target == params
