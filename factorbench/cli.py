@@ -192,6 +192,16 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_gate(args) -> int:
+    from factorbench.regression import GateError, gate
+
+    try:
+        return gate(args.base, args.head, mode=args.mode, bench=args.bench, factor=args.factor,
+                    threshold_pct=args.threshold, console=console)
+    except GateError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="factorbench", description="Benchmark factor kernels across optimisation paradigms.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -222,10 +232,24 @@ def build_parser() -> Parser:
                           "implementations with a threads setting are measured at each)")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
+
+    from factorbench.regression import DEFAULT_FACTOR, DEFAULT_THRESHOLD_PCT, MODES
+
+    gate = sub.add_parser("gate", help="benchmark two commits and exit 1 if HEAD regressed (CI)")
+    gate.add_argument("base", metavar="BASE", help="commit to compare against, e.g. main or HEAD~1")
+    gate.add_argument("head", metavar="HEAD", help="commit under test, e.g. HEAD")
+    gate.add_argument("--mode", choices=MODES, default="wall",
+                      help="wall: asv continuous, timed (default); callgrind: instruction counts at small sizes")
+    gate.add_argument("--bench", metavar="REGEX", help="only benchmarks whose asv name matches, "
+                                                       "e.g. 'sma__' or 'kernels.ema__vectorized'")
+    gate.add_argument("--factor", type=number, default=DEFAULT_FACTOR, metavar="F",
+                      help=f"wall mode: slower by more than this ratio, and significant, fails (default {DEFAULT_FACTOR})")
+    gate.add_argument("--threshold", type=number, default=DEFAULT_THRESHOLD_PCT, metavar="PCT",
+                      help=f"callgrind mode: more instructions by more than PCT%% fails (default {DEFAULT_THRESHOLD_PCT:g})")
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "gate": cmd_gate}
 
 
 def main(argv: list[str] | None = None) -> int:
