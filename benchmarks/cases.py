@@ -14,6 +14,7 @@ import functools
 import hashlib
 import inspect
 import re
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,12 +22,14 @@ import numpy as np
 import factorbench as fb
 from factorbench.gate import check
 from factorbench.kernels import Kernel
-from factorbench.runner import CALLS_NEEDED, RunOptions, fit_to_budget, settings_sweep
+from factorbench.runner import RunOptions, settings_sweep
 
 SEED = 0
 CALL_LIMIT_S = 1.5
 """An implementation whose one call would take longer than this at a size (the Python
 loops at medium size) is skipped there, so a full ``asv run`` stays within minutes."""
+LADDER = 8
+"""Size ratio between the sizes ``fits`` times on its way up to a medium size."""
 MEMORY_HEAVY_BYTES = 256 * 2**20
 """Kernels moving at least this much per call at default size get ``peakmem_`` benchmarks."""
 BASELINE_PARADIGM = "loop"
@@ -62,6 +65,12 @@ def sizes(spec: Kernel) -> tuple[int, ...]:
     return tuple(sorted({min(small, medium), medium}))
 
 
+def param_grid(spec: Kernel, medium_only: bool = False) -> list[list]:
+    """asv's params: the sizes, crossed with every variant (memory order...)."""
+    chosen = sizes(spec)[-1:] if medium_only else sizes(spec)
+    return [list(chosen), *(list(values) for values in spec.variants.values())]
+
+
 @dataclass(frozen=True)
 class BenchCase:
     impl: fb.Implementation
@@ -93,12 +102,11 @@ class BenchCase:
 
     @property
     def params(self) -> list[list]:
-        """asv's params: every size, crossed with every variant (memory order...)."""
-        return [list(sizes(self.spec)), *(list(values) for values in self.spec.variants.values())]
+        return param_grid(self.spec)
 
     @property
     def medium_params(self) -> list[list]:
-        return [[sizes(self.spec)[-1]], *self.params[1:]]
+        return param_grid(self.spec, medium_only=True)
 
     @property
     def version(self) -> str:
@@ -157,8 +165,39 @@ def prepare(case: BenchCase, size, *variants) -> tuple:
     return inputs(case.impl.kernel, tuple(params.items()))
 
 
+def best_call_s(case: BenchCase, params: dict, calls: int = 2) -> float:
+    """Best of ``calls`` warm calls: one call on a loaded machine can be slowed tenfold."""
+    args = inputs(case.impl.kernel, tuple(params.items()))
+    case.call(*args)  # warm-up at this size
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        case.call(*args)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 @functools.cache
 def fits(case: BenchCase, params_key: tuple) -> bool:
-    params = dict(params_key)
-    target, _ = fit_to_budget(case.spec, case.call, params, CALL_LIMIT_S * CALLS_NEEDED, SEED)
-    return target == params
+    """Whether one call at these params is predicted to stay under CALL_LIMIT_S.
+
+    Climbs from the small size in steps of LADDER, timing each step and extrapolating
+    linearly in elements to the next, and stops at the first prediction over the limit.
+    Short steps keep fixed costs (thread wake-ups, process pools) from being mistaken
+    for per-element cost, so the verdict is the same in every asv process: a benchmark
+    skipped in one run and timed in the next would break its history.
+    """
+    params, spec = dict(params_key), case.spec
+    target = params[spec.size_param]
+    size = sizes(spec)[0]
+    current = {**params, spec.size_param: size}
+    if spec.elements(params) <= spec.elements(current):
+        return True
+    seconds = best_call_s(case, current)
+    while True:
+        step = {**params, spec.size_param: min(target, size * LADDER)}
+        if seconds * spec.elements(step) / spec.elements(current) > CALL_LIMIT_S:
+            return False
+        if step[spec.size_param] == target:
+            return True
+        size, current, seconds = step[spec.size_param], step, best_call_s(case, step)

@@ -274,6 +274,13 @@ def callgrind_helper(cache: Path) -> Path:
     return library
 
 
+def pip(commit: str, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", *args, "-q"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise GateError(f"could not build commit {commit[:10]}: "
+                        f"{(done.stderr.strip().splitlines() or ['pip failed'])[-1]}")
+
+
 def build_commit(repo: Path, commit: str, cache: Path, console: Console) -> Path:
     """Install ``commit``'s factorbench (compiled parts included) into its own folder, once."""
     site = cache / "builds" / commit
@@ -288,26 +295,23 @@ def build_commit(repo: Path, commit: str, cache: Path, console: Console) -> Path
         with tarfile.open(archive) as tar:
             tar.extractall(source, filter="data")
         shutil.rmtree(site, ignore_errors=True)
-        for command in ([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", f"{tmp}/wheel", str(source)],
-                        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
-                         *map(str, Path(f"{tmp}/wheel").glob("*.whl"))]):
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise GateError(f"could not build commit {commit[:10]}: "
-                                f"{(done.stderr.strip().splitlines() or ['pip failed'])[-1]}")
+        wheels = Path(tmp) / "wheel"
+        pip(commit, "wheel", "--no-deps", "-w", str(wheels), str(source))
+        pip(commit, "install", "--no-deps", "--target", str(site), *map(str, wheels.glob("*.whl")))
     (site / ".complete").touch()
     return site
 
 
 def parse_callgrind_dumps(folder: Path, prefix: str) -> dict[str, int]:
     """{label: instructions} from the dumps callgrind wrote at each client request."""
+    trigger = "desc: Trigger: Client Request: "
     counts = {}
     for path in folder.glob(f"{prefix}*"):
         label, total = None, None
         with path.open() as lines:
             for line in lines:
-                if line.startswith("desc: Trigger: Client Request: "):
-                    label = line.split(": ", 2)[2].strip()
+                if line.startswith(trigger):
+                    label = line[len(trigger):].strip()
                 elif line.startswith("totals:") or (total is None and line.startswith("summary:")):
                     total = int(line.split()[1])
         if label is not None and total is not None:
