@@ -39,12 +39,12 @@ def main(argv=None) -> int:
     found = {}
     with threads.limited(1):
         for case in cases.cases():
-            asv_name = f"kernels.{case.name}.time_call"
-            if selected is not None and not selected.search(asv_name):
-                continue
             size, *_ = case.params[0]
             for variants in itertools.product(*case.params[1:]):
-                name = f"{asv_name}({', '.join(map(str, (size, *variants)))})"
+                # named and selected as asv names the benchmark's small-size run
+                name = f"kernels.{case.name}.time_call({', '.join(map(repr, (size, *variants)))})"
+                if selected is not None and not selected.search(name):
+                    continue
                 try:
                     inputs = cases.prepare(case, size, *variants)
                     case.call(*inputs)  # warm-up: lazy imports, JIT compilation, caches

@@ -197,7 +197,7 @@ def cmd_gate(args) -> int:
 
     try:
         return gate(args.base, args.head, mode=args.mode, bench=args.bench, factor=args.factor,
-                    threshold_pct=args.threshold, console=console)
+                    threshold_pct=args.threshold, json_path=args.json, console=console)
     except GateError as exc:
         raise UsageError(str(exc)) from None
 
@@ -246,6 +246,7 @@ def build_parser() -> Parser:
                       help=f"wall mode: slower by more than this ratio, and significant, fails (default {DEFAULT_FACTOR})")
     gate.add_argument("--threshold", type=number, default=DEFAULT_THRESHOLD_PCT, metavar="PCT",
                       help=f"callgrind mode: more instructions by more than PCT%% fails (default {DEFAULT_THRESHOLD_PCT:g})")
+    gate.add_argument("--json", metavar="PATH", help="also write every compared benchmark and the verdict here")
     return parser
 
 

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -39,7 +39,7 @@ from rich.table import Table
 MODES = ("wall", "callgrind")
 DEFAULT_FACTOR = 1.2
 DEFAULT_THRESHOLD_PCT = 2.0
-ASV_ROUNDS = 4
+ASV_ROUNDS = 2
 """Rounds per commit, interleaved (base, head, base, head...) so slow drifts in machine
 load hit both commits alike."""
 CALLGRIND_HELPER = r"""
@@ -60,7 +60,8 @@ class Row:
     after: float | None
     unit: str
     status: str
-    """regressed, improved, unchanged, failed (only at HEAD), fixed, skipped, new, gone."""
+    """regressed, improved, unchanged, failed (only at HEAD), fixed, skipped, new, gone, and
+    unconfirmed (wall mode: regressed once, not when run again)."""
     note: str = ""
 
     @property
@@ -232,23 +233,46 @@ def print_rows(rows: list[Row], title: str, console: Console) -> None:
 
 # ---------------------------------------------------------------- wall mode
 
+def asv_selection(regex: re.Pattern | None) -> str:
+    """The benchmarks the wall gate judges: time_ and peakmem_ ones (track_ figures such as
+    speed-ups are for the graphs: a higher one is better, which asv cannot be told)."""
+    kind = r"\.(?:time|peakmem)_"
+    return kind if regex is None else f"^(?=.*(?:{regex.pattern})).*{kind}"
+
+
+def asv_continuous(repo: Path, base: str, head: str, selection: str, factor: float, console: Console) -> int:
+    command = [sys.executable, "-m", "asv", "continuous", base, head, "--factor", str(factor),
+               "--record-samples", "--interleave-rounds", "-a", f"rounds={ASV_ROUNDS}", "--bench", selection]
+    console.print(f"[dim]$ asv {escape(' '.join(command[3:]))}[/dim]")
+    # asv's progress and its own table go to stderr; the verdict is recomputed from its results.
+    return subprocess.run(command, cwd=repo, stdout=sys.stderr, stderr=subprocess.STDOUT).returncode
+
+
 def run_wall(repo: Path, base: str, head: str, regex: re.Pattern | None, factor: float,
              console: Console) -> list[Row]:
+    """asv continuous over the selection; what regresses is run again, alone, and fails
+    only if it regresses again: a neighbour's burst of load rarely strikes twice."""
     if importlib.util.find_spec("asv") is None:
         raise GateError("asv is not installed; pip install 'factorbench[bench]'")
-    asv = [sys.executable, "-m", "asv"]
-    subprocess.run([*asv, "machine", "--yes"], cwd=repo, capture_output=True, text=True, check=False)
-    command = [*asv, "continuous", base, head, "--factor", str(factor), "--record-samples",
-               "--interleave-rounds", "-a", f"rounds={ASV_ROUNDS}"]
-    if regex is not None:
-        command += ["--bench", regex.pattern]
-    console.print(f"[dim]$ {escape(' '.join(command[1:]))}[/dim]")
-    # asv's progress goes to our stderr; its own table and verdict are recomputed below.
-    done = subprocess.run(command, cwd=repo, stdout=sys.stderr, stderr=subprocess.STDOUT)
-    rows = compare_asv(repo, base, head, regex, factor) if done.returncode in (0, 1, 2) else []
+    subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=repo, capture_output=True, check=False)
+    selection = asv_selection(regex)
+    code = asv_continuous(repo, base, head, selection, factor, console)
+    rows = compare_asv(repo, base, head, re.compile(selection), factor)
     if not rows:
-        raise GateError(f"asv continuous exited {done.returncode} without results for both commits "
-                        "(see its output above)")
+        raise GateError(f"asv continuous exited {code} without results for both commits (see its output above)")
+    suspects = [row for row in rows if row.status == "regressed"]
+    if suspects:
+        console.print(f"[yellow]{len(suspects)} regression(s) in the first pass; running them again to confirm[/yellow]")
+        again = "|".join(f"^{re.escape(row.benchmark)}$" for row in suspects)
+        asv_continuous(repo, base, head, again, factor, console)
+        confirmed = {row.benchmark: row for row in compare_asv(repo, base, head, re.compile(again), factor)}
+        for row in suspects:
+            second = confirmed.get(row.benchmark)
+            if second is not None and second.status == "regressed":
+                row.note = f"confirmed: x{second.ratio:.2f} on the second pass"
+            else:
+                row.status = "unconfirmed"
+                row.note = f"x{second.ratio:.2f} on the second pass" if second and second.ratio else "not rerun"
     return rows
 
 
@@ -364,7 +388,7 @@ def run_callgrind(repo: Path, base: str, head: str, regex: re.Pattern | None, th
 # ---------------------------------------------------------------- entry point
 
 def gate(base: str, head: str, *, mode: str = "wall", bench: str | None = None, factor: float = DEFAULT_FACTOR,
-         threshold_pct: float = DEFAULT_THRESHOLD_PCT, cwd: Path | None = None,
+         threshold_pct: float = DEFAULT_THRESHOLD_PCT, json_path: str | None = None, cwd: Path | None = None,
          console: Console | None = None) -> int:
     """Compare ``base`` and ``head``; 0 when nothing regressed, 1 otherwise. Raises GateError."""
     console = console or Console()
@@ -386,6 +410,11 @@ def gate(base: str, head: str, *, mode: str = "wall", bench: str | None = None, 
     print_rows(rows, f"{mode} gate {base} ({base_sha[:8]}) -> {head} ({head_sha[:8]}); regression = {rule}",
                console)
     failing = [row.benchmark for row in rows if row.status in FAILING]
+    if json_path:
+        Path(json_path).write_text(json.dumps({
+            "mode": mode, "base": base_sha, "head": head_sha, "rule": rule, "regressions": failing,
+            "rows": [{key: None if isinstance(value, float) and math.isnan(value) else value
+                      for key, value in {**asdict(row), "ratio": row.ratio}.items()} for row in rows]}, indent=1))
     if failing:
         console.print(f"[bold red]REGRESSION[/bold red] in {len(failing)} benchmark(s): {escape(', '.join(failing))}")
         return 1
