@@ -39,7 +39,7 @@ from rich.table import Table
 MODES = ("wall", "callgrind")
 DEFAULT_FACTOR = 1.2
 DEFAULT_THRESHOLD_PCT = 2.0
-ASV_ROUNDS = 2
+ASV_ROUNDS = 4
 """Rounds per commit, interleaved (base, head, base, head...) so slow drifts in machine
 load hit both commits alike."""
 CALLGRIND_HELPER = r"""

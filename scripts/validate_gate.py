@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=("wall", "callgrind", "both"), default="both")
     parser.add_argument("--runs", type=int, default=3, help="A/A runs and injected runs, each (default 3)")
     parser.add_argument("--bench", default=DEFAULT_BENCH, help=f"benchmarks to gate (default {DEFAULT_BENCH!r})")
-    parser.add_argument("--out", default="gate-validation.json", help="where to write every run's outcome")
+    parser.add_argument("--out", default=".asv/gate-validation.json", help="where to write every run's outcome")
     parser.add_argument("--keep", action="store_true", help="keep the clone (its path is printed)")
     args = parser.parse_args(argv)
 
@@ -91,6 +91,7 @@ def main(argv=None) -> int:
         clone, commits = make_clone(source, workdir)
         console.print(f"clone {clone}: base {commits['base'][:8]}, A/A {commits['A/A'][:8]}, "
                       f"injected {commits['injected'][:8]}")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         for mode in ("wall", "callgrind") if args.mode == "both" else (args.mode,):
             runs = []
             for index in range(args.runs):
