@@ -181,7 +181,8 @@ def compare_asv(repo: Path, base: str, head: str, regex: re.Pattern | None, fact
     results_dir = repo / conf.results_dir
     machine = Machine.get_unique_machine_name()
     units = {key: benchmark.get("unit", "")
-             for key, benchmark in json.loads((results_dir / "benchmarks.json").read_text()).items()}
+             for key, benchmark in json.loads((results_dir / "benchmarks.json").read_text()).items()
+             if isinstance(benchmark, dict)}  # beside the benchmarks, the file's format "version"
 
     def load(commit):
         values = {}
