@@ -41,28 +41,24 @@ def identifier(text: str) -> str:
     return re.sub(r"\W", "_", text)
 
 
-def source_hash(*funcs) -> str:
-    """Hash of the functions' source; compiled functions without source count by name."""
-    digest = hashlib.sha256()
-    for func in funcs:
-        try:
-            text = inspect.getsource(func)
-        except (OSError, TypeError):
-            text = f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}"
-        digest.update(text.encode())
-    return digest.hexdigest()[:16]
+def source_text(func) -> str:
+    """The function's source; a compiled function without source counts by its name."""
+    try:
+        return inspect.getsource(func)
+    except (OSError, TypeError):
+        return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}"
 
 
 def sizes(spec: Kernel) -> tuple[int, ...]:
     """(small, medium) values of the kernel's size parameter.
 
-    Medium is the ``--quick`` size; small is eight times the probe size the runner uses
+    Medium is the ``--quick`` size; small is LADDER times the probe size the runner uses
     to estimate slow implementations: big enough to leave call overhead behind, small
     enough for a Python loop to finish in well under a second.
     """
     medium = {**spec.defaults, **spec.quick}[spec.size_param]
     probe = spec.probe.get(spec.size_param)
-    small = probe * 8 if probe else medium
+    small = probe * LADDER if probe else medium
     return tuple(sorted({min(small, medium), medium}))
 
 
@@ -111,7 +107,8 @@ class BenchCase:
 
     @property
     def version(self) -> str:
-        return hashlib.sha256(f"{source_hash(self.impl.func)} {self.setting_items!r}".encode()).hexdigest()[:16]
+        """Changes with the implementation's source, so asv restarts its history then."""
+        return hashlib.sha256(f"{source_text(self.impl.func)}{self.setting_items!r}".encode()).hexdigest()[:16]
 
     def kernel_params(self, size, *variants) -> dict:
         spec = self.spec
@@ -150,9 +147,10 @@ def gate(case: BenchCase) -> None:
         raise AssertionError(f"{case.label} failed the correctness gate: {result.message}")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)
 def inputs(kernel: str, params_key: tuple) -> tuple:
-    """Seeded call arguments, built once per process and kept for every sample."""
+    """Seeded call arguments, built once and kept for every sample (a few sizes at a time:
+    the pytest-benchmark run goes through every case in one process)."""
     return fb.kernel(kernel).make_args(dict(params_key), np.random.default_rng(SEED))
 
 

@@ -36,11 +36,7 @@ def _setup(self, size, *variants):
     self.call = functools.partial(self.case.impl.func, **self.case.settings)
 
 
-def _time_call(self, *params):
-    self.call(*self.args)
-
-
-def _peakmem_call(self, *params):
+def _call(self, *params):
     self.call(*self.args)
 
 
@@ -102,10 +98,10 @@ def suite_class(case: cases.BenchCase) -> type:
         # Many short samples: asv times one call per sample when setup is defined.
         "repeat": (10, 50, 5.0),
         "setup": _setup,
-        "time_call": _method(_time_call),
+        "time_call": _method(_call),
     }
     if cases.is_memory_heavy(case.spec):
-        body["peakmem_call"] = _method(_peakmem_call, **medium)
+        body["peakmem_call"] = _method(_call, **medium)
     base = cases.baseline(case)
     if base is not None:
         body["track_speedup_vs_loop"] = _method(_speedup_vs_loop, unit="x", version=case.version + base.version,
@@ -126,7 +122,7 @@ class _Absent(type):
 
     def __getattr__(cls, attr):
         if attr.startswith(BENCHMARK_PREFIXES):
-            return _method(_time_call, params=cases.param_grid(cls.spec, medium_only=not attr.startswith("time_")),
+            return _method(_call, params=cases.param_grid(cls.spec, medium_only=not attr.startswith("time_")),
                            param_names=cls.param_names)
         raise AttributeError(attr)
 
