@@ -18,6 +18,14 @@ class Row:
     speedup: dict[str, float | None] = field(default_factory=dict)
     """Speed-up against the fastest ok row of each baseline paradigm, per element."""
     best: bool = False
+    vs_one_process: float | None = None
+    """Strong scaling: speed-up over the same implementation with processes=1, per element."""
+
+    @property
+    def efficiency(self) -> float | None:
+        """Strong-scaling efficiency: speed-up vs 1 process divided by the process count."""
+        processes = (self.result.get("settings") or {}).get("processes")
+        return self.vs_one_process / processes if self.vs_one_process is not None and processes else None
 
 
 @dataclass
@@ -59,12 +67,30 @@ def cases(doc: dict) -> list[Case]:
         for row in ranked:
             row.speedup = {paradigm: (base.per_element_s / row.per_element_s if base else None)
                            for paradigm, base in baselines.items()}
+        for row in ranked:
+            twin = _one_process_twin(row, ranked)
+            row.vs_one_process = twin.per_element_s / row.per_element_s if twin else None
         if ranked:
             ranked[0].best = True
         out.append(Case(kernel=first["kernel"], params=first.get("requested_params") or first["params"],
                         ranked=ranked, unranked=[r for r in results if r["status"] != "ok"],
                         baselines=baselines))
     return out
+
+
+def _one_process_twin(row: Row, ranked: list[Row]) -> Row | None:
+    """The row of the same implementation and settings but processes=1, if measured."""
+    settings = row.result.get("settings") or {}
+    if "processes" not in settings:
+        return None
+    wanted = (row.result["paradigm"], row.result["implementation"], json.dumps({**settings, "processes": 1},
+                                                                              sort_keys=True))
+    for other in ranked:
+        key = (other.result["paradigm"], other.result["implementation"],
+               json.dumps(other.result.get("settings") or {}, sort_keys=True))
+        if key == wanted:
+            return other
+    return None
 
 
 def label(result: dict) -> str:

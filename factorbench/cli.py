@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich import filesize
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
@@ -52,6 +53,14 @@ def counts(text: str) -> list[int]:
     return [count(part) for part in text.split(",") if part]
 
 
+def cpu_ids(text: str) -> list[int]:
+    """CPU numbers as the kernel counts them: 0,1,3."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected CPU numbers like 0,1, got {text!r}")
+    return sorted({int(part) for part in parts})
+
+
 def key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -96,18 +105,38 @@ def cmd_list(args) -> int:
         table.add_row(paradigm, *cells)
     console.print(table)
     for reason, names in unavailable.items():
-        console.print(f"[yellow]unavailable[/yellow] ({reason}): {', '.join(names)}")
+        console.print(f"[yellow]unavailable[/yellow] ({escape(reason)}): {', '.join(names)}")
     for module, error in reg.load_errors.items():
         console.print(f"[red]could not load {module}[/red]:\n{error}")
     return 1 if reg.load_errors else 0
 
 
+def fmt_scaling(row: analysis.Row) -> str:
+    if row.vs_one_process is None:
+        return ""
+    return f"{row.vs_one_process:.2f}x ({row.efficiency:.0%})"
+
+
+PROCESS_COLUMNS = {
+    # Shown only in tables where some row has the figure (process-pool paradigms).
+    "vs 1 process": lambda row: fmt_scaling(row),
+    "sent/task": lambda row: (filesize.decimal(row.result["extra"]["bytes_sent_per_task"])
+                              if "bytes_sent_per_task" in row.result.get("extra", {}) else ""),
+    "pool start-up": lambda row: (fmt_time(row.result["extra"]["pool_startup_s"])
+                                  if "pool_startup_s" in row.result.get("extra", {}) else ""),
+}
+
+
 def print_tables(doc: dict) -> None:
+    if not doc["results"]:
+        return
     for case in analysis.cases(doc):
         spec = get_kernel(case.kernel)
         table = Table(title=escape(case.title), caption=escape(spec.signature), title_justify="left")
+        extra_columns = {name: cell for name, cell in PROCESS_COLUMNS.items()
+                         if any(cell(row) for row in case.ranked)}
         for column in ("implementation", "paradigm", "median", "IQR", "elements/s", "vs loop",
-                       "vs best library", "first call", "note"):
+                       "vs best library", "first call", *extra_columns, "note"):
             table.add_column(column, justify="left" if column in ("implementation", "paradigm", "note")
                              else "right")
         for row in case.ranked:
@@ -115,15 +144,40 @@ def print_tables(doc: dict) -> None:
             table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt_time(result["median"]),
                           fmt_time(result["iqr"]), f"{analysis.elements_per_s(row):.3g}",
                           fmt_ratio(row.speedup["loop"]), fmt_ratio(row.speedup["library"]),
-                          fmt_time(result.get("cold_call_s")), escape(result.get("reason") or ""),
-                          style="bold green" if row.best else None)
+                          fmt_time(result.get("cold_call_s")), *(cell(row) for cell in extra_columns.values()),
+                          escape(result.get("reason") or ""), style="bold green" if row.best else None)
         for result in case.unranked:
             table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), result["status"].upper(),
-                          "", "", "", "", "", escape(result["reason"]), style="dim" if result["status"] == "skipped"
-                          else "red")
+                          "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
+                          style="dim" if result["status"] == "skipped" else "red")
         console.print(table)
-    console.print("Speed-ups compare time per element, so a row measured at a smaller size "
-                  "(see note) is compared fairly; every implementation allocates its own output.")
+    if doc["results"]:
+            console.print("Speed-ups compare time per element, so a row measured at a smaller size "
+                      "(see note) is compared fairly; every implementation allocates its own output.")
+
+
+def print_gpu(doc: dict) -> None:
+    """Resident vs with-transfer times and bandwidth of the GPU rows (see factorbench.gpu)."""
+    from factorbench.gpu import summary_rows
+
+    rows = summary_rows(doc)
+    if not rows:
+        return
+    gpus = ", ".join(sorted({row["gpu"] for row in rows}))
+    table = Table(title=escape(f"GPU ({gpus}): with host-device copies vs data resident on the device"),
+                  title_justify="left",
+                  caption="resident: kernels only, CUDA events; GB/s: bytes moved / resident time; "
+                          "peak: memory clock x bus width; copy: measured device-to-device copy")
+    for column in ("case", "implementation", "with copies", "resident", "GB/s", "copy GB/s", "% of peak"):
+        table.add_column(column, justify="left" if column in ("case", "implementation") else "right")
+    for row in rows:
+        case = " ".join([row["kernel"], *(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
+                                          for k, v in row["params"].items())])
+        table.add_row(escape(case), escape(row["implementation"]), fmt_time(row["with_transfers_s"]),
+                      fmt_time(row["resident_s"]), f"{row['resident_GBps']:,.0f}",
+                      f"{row['copy_GBps']:,.0f}" if row["copy_GBps"] else "-",
+                      f"{row['pct_of_peak']:.0f}%" if row["pct_of_peak"] is not None else "-")
+    console.print(table)
 
 
 def fmt_value(value, unit: str = "") -> str:
@@ -169,6 +223,7 @@ def cmd_run(args) -> int:
         min_sample_s=0.01 if args.quick else 0.05,
         time_budget_s=args.time_budget if args.time_budget is not None else (2.0 if args.quick else 10.0),
         workloads=args.workload, seed=args.seed, threads=args.threads,
+        settings={"processes": args.processes} if args.processes else {}, cpus=args.cpus,
     )
     try:
         validate_options(options)
@@ -187,6 +242,7 @@ def cmd_run(args) -> int:
             errors.print(f"interrupted: results measured so far are in {args.json}")
             return 130
     print_tables(doc)
+    print_gpu(doc)
     print_workloads(doc)
     console.print(f"results: {args.json}")
     return 0
@@ -200,6 +256,26 @@ def cmd_gate(args) -> int:
                     threshold_pct=args.threshold, json_path=args.json, console=console)
     except GateError as exc:
         raise UsageError(str(exc)) from None
+
+
+def cmd_data_ticks(args) -> int:
+    from factorbench.registry import missing_modules
+    from factorbench.ticks import data
+
+    if reason := missing_modules(["pyarrow"]):
+        raise UsageError(f"data ticks needs pyarrow ({reason}): pip install 'factorbench[ticks]'")
+    try:
+        data.validate(args.rows, args.symbols, args.files)
+    except ValueError as exc:
+        raise UsageError(f"data ticks: {exc}") from None
+    try:
+        paths = data.generate(args.out, rows=args.rows, symbols=args.symbols, files=args.files, seed=args.seed,
+                              force=args.force)
+    except (FileExistsError, OSError) as exc:
+        raise UsageError(f"data ticks: {exc}") from None
+    console.print(f"wrote {args.rows:,} ticks over up to {args.symbols:,} symbols in {len(paths)} files: "
+                  f"{escape(str(paths[0].parent))}/*.parquet")
+    return 0
 
 
 def build_parser() -> Parser:
@@ -230,8 +306,23 @@ def build_parser() -> Parser:
     run.add_argument("--threads", type=counts, default=[], metavar="N[,N...]",
                      help="threads for BLAS/OpenMP, numexpr and Numba (pools get the largest; "
                           "implementations with a threads setting are measured at each)")
+    run.add_argument("--processes", type=counts, default=[], metavar="N[,N...]",
+                     help="worker process counts for the multiprocessing paradigm, one row each "
+                          "(default 1,2); the table shows speed-up and efficiency vs 1 process")
+    run.add_argument("--cpus", type=cpu_ids, default=[], metavar="CPU[,CPU...]",
+                     help="pin the runner and the worker processes it starts to these CPUs")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
+
+    data = sub.add_parser("data", help="generate input data sets")
+    data_sub = data.add_subparsers(dest="dataset", required=True, parser_class=Parser)
+    ticks = data_sub.add_parser("ticks", help="synthetic tick data as Parquet files DIR/ticks/*.parquet")
+    ticks.add_argument("--rows", type=count, default=10_000_000, help="ticks (default 10M)")
+    ticks.add_argument("--symbols", type=count, default=500, help="symbols (default 500)")
+    ticks.add_argument("--files", type=count, default=8, help="Parquet files, each a time range (default 8)")
+    ticks.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    ticks.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    ticks.add_argument("--force", action="store_true", help="replace Parquet files already in DIR/ticks")
 
     from factorbench.regression import DEFAULT_FACTOR, DEFAULT_THRESHOLD_PCT, MODES
 
@@ -250,7 +341,11 @@ def build_parser() -> Parser:
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "gate": cmd_gate}
+def cmd_data(args) -> int:
+    return {"ticks": cmd_data_ticks}[args.dataset](args)
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "data": cmd_data, "gate": cmd_gate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,8 @@ def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> 
     max_error = 0.0
     cold_call_s = None
     for label, args, expected in cases(impl.kernel, seed):
-        inputs = tuple(a.copy() if isinstance(a, np.ndarray) and a.flags.owndata else a for a in args)
+        # order="K": an F-ordered check input must reach the implementation F-ordered.
+        inputs = tuple(a.copy(order="K") if isinstance(a, np.ndarray) and a.flags.owndata else a for a in args)
         start = time.perf_counter()
         try:
             actual = impl(*inputs, **settings)

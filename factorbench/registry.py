@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
+from factorbench.discovery import choose
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 
@@ -69,6 +70,11 @@ class Implementation:
     def available(self) -> bool:
         return self.reason is None
 
+    @property
+    def untimed_reason(self) -> str | None:
+        """Why results here prove correctness but their times would mean nothing (a simulator)."""
+        return self.paradigm_obj.untimed_reason if self.paradigm_obj else None
+
     def __call__(self, *args, **kwargs):
         if not self.available:
             raise RuntimeError(f"{self.kernel}/{self.name} is unavailable: {self.reason}")
@@ -83,12 +89,16 @@ class Paradigm:
     """One optimisation paradigm; its module registers implementations through it."""
 
     def __init__(self, name: str, summary: str, *, rank: int, requires: Iterable[str] = (),
-                 probe: Callable[[], str | None] | None = None):
+                 probe: Callable[[], str | None] | None = None,
+                 untimed: Callable[[], str | None] | None = None):
+        """``untimed`` returns why the runner should gate but not time the paradigm here
+        (e.g. a GPU paradigm running in a CPU simulator), or None."""
         self.name = name
         self.summary = summary
         self.rank = rank
         self.requires = tuple(requires)
         self._probe = probe
+        self._untimed = untimed
         self.implementations: list[Implementation] = []
 
     @cached_property
@@ -100,6 +110,10 @@ class Paradigm:
             except Exception as exc:
                 reason = f"availability probe failed: {type(exc).__name__}: {exc}"
         return reason
+
+    @cached_property
+    def untimed_reason(self) -> str | None:
+        return self._untimed() if self._untimed is not None and self.reason is None else None
 
     def implements(self, kernel: str, *, name: str | None = None, requires: Iterable[str] = (),
                    probe: Callable[[], str | None] | None = None,
@@ -167,14 +181,11 @@ def paradigms() -> list[str]:
     return list(registry().paradigms)
 
 
-def _check_choice(value: str | None, choices: list[str], what: str) -> None:
-    if value is not None and value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose from: {', '.join(choices)}")
-
-
 def implementations(kernel: str | None = None, paradigm: str | None = None) -> list[Implementation]:
-    _check_choice(kernel, kernel_names(), "kernel")
-    _check_choice(paradigm, paradigms(), "paradigm")
+    if kernel is not None:
+        get_kernel(kernel)
+    if paradigm is not None:
+        choose(registry().paradigms, paradigm, "paradigm")
     return [impl for impl in registry().all()
             if kernel in (None, impl.kernel) and paradigm in (None, impl.paradigm)]
 

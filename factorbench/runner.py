@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from factorbench import machine, threads
+from factorbench import affinity, machine, threads
 from factorbench.gate import GateResult, check
 from factorbench.kernels import Kernel
 from factorbench.kernels import kernel as get_kernel
@@ -47,13 +47,15 @@ class RunOptions:
     """Per implementation and case: a slower one is measured at a smaller size, labelled."""
     workloads: list[str] | None = None
     """Workload names; None runs every workload unless kernels, paradigms or
-    implementations were chosen."""
+    implementations were chosen. Workloads chosen without any of those run alone."""
     seed: int = 0
     threads: list[int] = field(default_factory=list)
     """Thread counts: pools are limited to the largest; implementations with a 'threads'
     setting are measured at each."""
     settings: dict[str, list] = field(default_factory=dict)
     """Values for implementation settings (processes, scheduler, ...), overriding their defaults."""
+    cpus: list[int] = field(default_factory=list)
+    """CPUs the runner and the worker processes it starts are pinned to; empty: unchanged."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,7 +63,6 @@ class RunOptions:
 
 def validate_options(options: RunOptions) -> None:
     """Raise ValueError for any choice the run cannot honour, before anything runs."""
-    known_kernels = kernel_names()
     for name in options.kernels:
         get_kernel(name)
     for name in options.paradigms:
@@ -71,8 +72,7 @@ def validate_options(options: RunOptions) -> None:
         for name in options.implementations:
             if name not in known:
                 raise ValueError(f"unknown implementation {name!r}; choose from: {', '.join(sorted(known))}")
-    for name in options.workloads or []:
-        workload(name)
+    chosen_workloads = [workload(name) for name in selected_workloads(options)]
     if options.repeat < 1:
         raise ValueError(f"--repeat must be >= 1, got {options.repeat}")
     if options.time_budget_s <= 0:
@@ -82,12 +82,22 @@ def validate_options(options: RunOptions) -> None:
     for size in options.sizes:
         if size <= 0:
             raise ValueError(f"--size must be a positive integer, got {size}")
-    cases = plan(options)
+    for count in options.settings.get("processes", []):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"--processes must be positive integers, got {count!r}")
+    affinity.check(options.cpus)
+    cases = plan(options) if runs_kernels(options) else []
     used = {key for _, params in cases for key in params}
+    for spec in chosen_workloads:
+        used |= set(spec.params)
+        if not spec.reason:
+            spec.parameters(options)  # raises ValueError for a bad value
     unused = sorted(set(options.params) - used)
     if unused:
+        kernels = sorted({spec.name for spec, _ in cases})
+        chosen = ", ".join([*kernels, *(f"workload {spec.name}" for spec in chosen_workloads)]) or "none"
         raise ValueError(f"parameter(s) {', '.join(unused)} belong to none of the selected kernels "
-                         f"({', '.join(options.kernels or known_kernels)})")
+                         f"or workloads ({chosen})")
     for spec, params in cases:
         try:
             spec.validate(params)
@@ -110,6 +120,11 @@ def plan(options: RunOptions) -> list[tuple[Kernel, dict]]:
             for values in itertools.product(*(spec.variants[k] for k in variant_keys)):
                 cases.append((spec, {**base, spec.size_param: size, **dict(zip(variant_keys, values))}))
     return cases
+
+
+def runs_kernels(options: RunOptions) -> bool:
+    """False when only workloads were asked for (--workload without a kernel filter)."""
+    return options.workloads is None or bool(options.kernels or options.paradigms or options.implementations)
 
 
 def selected_workloads(options: RunOptions) -> list[str]:
@@ -215,10 +230,16 @@ def run(options: RunOptions, *, json_path: str | None = None,
         progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the benchmark; the results document is rewritten after every measurement."""
     validate_options(options)
+    with affinity.pinned(options.cpus):
+        return _run(options, json_path, progress)
+
+
+def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, int, int], None] | None) -> dict:
     meta = machine.describe()
+    meta["pinned_cpus"] = options.cpus
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     todo = [(spec, params, impl, settings)
-            for spec, params in plan(options)
+            for spec, params in (plan(options) if runs_kernels(options) else [])
             for impl in selected(options, spec.name)
             for settings in settings_sweep(impl, options)]
     measurements: list[Measurement] = []
@@ -255,6 +276,13 @@ def run(options: RunOptions, *, json_path: str | None = None,
             if not gate_result.ok:
                 skip(spec, params, impl, settings, "failed" if gate_result.raised else "wrong", gate_result.message,
                      max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s)
+                save()
+                continue
+            if impl.untimed_reason:
+                skip(spec, params, impl, settings, "skipped",
+                     f"not timed: {impl.untimed_reason}; correctness gate passed",
+                     max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s,
+                     extra=impl.metrics() if impl.metrics else {})
                 save()
                 continue
             if current_case != (spec.name, params):

@@ -7,14 +7,14 @@ name, so adding a kernel is adding a file. Implementations of a kernel live in
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import numpy as np
+
+from factorbench.discovery import choose, discover
 
 Params = Mapping[str, Any]
 CheckCase = tuple[str, tuple]
@@ -70,11 +70,7 @@ def require_int(params: Params, key: str, low: int, high: int | None = None) -> 
 
 @cache
 def _kernels() -> dict[str, Kernel]:
-    found = {}
-    for module in pkgutil.iter_modules(__path__):
-        kernel = importlib.import_module(f"{__name__}.{module.name}").KERNEL
-        found[kernel.name] = kernel
-    return dict(sorted(found.items()))
+    return discover(__name__, "KERNEL")
 
 
 def kernels() -> list[str]:
@@ -82,7 +78,4 @@ def kernels() -> list[str]:
 
 
 def kernel(name: str) -> Kernel:
-    known = _kernels()
-    if name not in known:
-        raise ValueError(f"unknown kernel {name!r}; choose from: {', '.join(known)}")
-    return known[name]
+    return choose(_kernels(), name, "kernel")

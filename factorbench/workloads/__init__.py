@@ -13,13 +13,13 @@ generically, so a new workload needs no change elsewhere.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
+from factorbench.discovery import choose, discover
 from factorbench.registry import missing_modules
 
 
@@ -31,6 +31,23 @@ class Workload:
     """Called with the RunOptions (quick, seed, params, settings...); returns the section."""
     requires: tuple[str, ...] = ()
     probe: Callable[[], str | None] | None = field(default=None)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Default parameters; ``--param KEY=VALUE`` overrides any of these keys."""
+    quick: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides of ``params`` for ``--quick`` runs."""
+    validate: Callable[[dict], None] | None = None
+    """Raises ValueError naming a bad parameter and what is allowed."""
+
+    def parameters(self, options) -> dict:
+        """The parameters a run uses: defaults, then quick ones, then the user's; validated."""
+        chosen = {**self.params, **(self.quick if options.quick else {}),
+                  **{key: value for key, value in options.params.items() if key in self.params}}
+        if self.validate is not None:
+            try:
+                self.validate(chosen)
+            except ValueError as exc:
+                raise ValueError(f"workload {self.name}: {exc}") from None
+        return chosen
 
     @property
     def reason(self) -> str | None:
@@ -42,11 +59,7 @@ class Workload:
 
 @cache
 def _workloads() -> dict[str, Workload]:
-    found = {}
-    for module in pkgutil.iter_modules(__path__):
-        workload = importlib.import_module(f"{__name__}.{module.name}").WORKLOAD
-        found[workload.name] = workload
-    return dict(sorted(found.items()))
+    return discover(__name__, "WORKLOAD")
 
 
 def workloads() -> list[str]:
@@ -54,10 +67,7 @@ def workloads() -> list[str]:
 
 
 def workload(name: str) -> Workload:
-    known = _workloads()
-    if name not in known:
-        raise ValueError(f"unknown workload {name!r}; choose from: {', '.join(known) or '(none installed)'}")
-    return known[name]
+    return choose(_workloads(), name, "workload")
 
 
 def run_workload(name: str, options) -> dict:

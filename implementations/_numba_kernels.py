@@ -1,0 +1,283 @@
+"""Numba kernels of the `numba` and `numba-parallel` paradigms.
+
+Imported on the first call of one of their implementations, so the registry loads
+without Numba. Every kernel writes into an output the Python wrapper allocated with
+np.empty: NumPy's large allocations get transparent huge pages and Numba's do not
+(PERF-NOTES: 41 ms vs 13 ms for the same SMA loop). cache=True keeps the machine code
+in __pycache__, so only the first process after a change pays the compile; the gate's
+cold call shows which case a run hit.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+SEGMENT_MIN = 4096
+"""Outputs per running-sum segment at least: each segment starts from an exact window
+sum, which bounds float64 drift, and costs `window` additions, so segments are long."""
+POWER_REFRESH = 64
+"""The EMA fix-up multiplies powers of (1 - alpha) step by step and recomputes them
+exactly this often, so their rounding cannot grow with the chunk length."""
+
+
+@njit(cache=True)
+def _window_sum(x, start, window):
+    values = x[start:start + window]
+    total = 0.0
+    for t in range(window):
+        total += values[t]
+    return total
+
+
+@njit(cache=True)
+def _sma_counted(x, out, start, stop, window, inv):
+    """out[start:stop] with non-finite values counted rather than summed: a NaN makes
+    exactly the windows holding it NaN; a window with an infinity is summed directly."""
+    total, nans, others = 0.0, 0, 0
+    for t in range(start, start + window):
+        value = x[t]
+        if math.isnan(value):
+            nans += 1
+        elif math.isinf(value):
+            others += 1
+        else:
+            total += value
+    for i in range(start, stop):
+        if i > start:
+            entering, leaving = x[i + window - 1], x[i - 1]
+            if math.isnan(entering):
+                nans += 1
+            elif math.isinf(entering):
+                others += 1
+            else:
+                total += entering
+            if math.isnan(leaving):
+                nans -= 1
+            elif math.isinf(leaving):
+                others -= 1
+            else:
+                total -= leaving
+        if nans:
+            out[i] = np.nan
+        elif others:
+            out[i] = _window_sum(x, i, window) * inv
+        else:
+            out[i] = total * inv
+
+
+@njit(cache=True)
+def _sma_segment(x, out, start, stop, window, inv):
+    """Running sum over one segment; redone counted if a non-finite value entered it
+    (a NaN or infinity leaves the running sum NaN for the rest of the segment)."""
+    entering, leaving, segment_out = x[start + window - 1:], x[start:], out[start:stop]
+    total = _window_sum(x, start, window)
+    segment_out[0] = total * inv
+    for j in range(1, len(segment_out)):
+        total += entering[j] - leaving[j - 1]
+        segment_out[j] = total * inv
+    if math.isnan(total):
+        _sma_counted(x, out, start, stop, window, inv)
+
+
+@njit(cache=True)
+def sma_span(x, out, start, stop, window):
+    """out[i] = mean(x[i:i+window]) for start <= i < stop.
+
+    Four segments advance in one loop: each running sum is a chain of dependent
+    additions, and four independent chains keep the FPU busy while one waits. The loop
+    indexes views from 0 up: Numba then knows no index is negative and drops its
+    wraparound check (twice as fast as indexing x[a + j + window - 1]).
+    """
+    inv = 1.0 / window
+    segment = max(SEGMENT_MIN, 16 * window)
+    i = start
+    while stop - i >= 4 * segment:
+        a0, a1, a2, a3 = i, i + segment, i + 2 * segment, i + 3 * segment
+        enter0, enter1 = x[a0 + window - 1:], x[a1 + window - 1:]
+        enter2, enter3 = x[a2 + window - 1:], x[a3 + window - 1:]
+        leave0, leave1, leave2, leave3 = x[a0:], x[a1:], x[a2:], x[a3:]
+        out0, out1, out2, out3 = out[a0:], out[a1:], out[a2:], out[a3:]
+        s0, s1 = _window_sum(x, a0, window), _window_sum(x, a1, window)
+        s2, s3 = _window_sum(x, a2, window), _window_sum(x, a3, window)
+        out0[0], out1[0], out2[0], out3[0] = s0 * inv, s1 * inv, s2 * inv, s3 * inv
+        for j in range(1, segment):
+            s0 += enter0[j] - leave0[j - 1]
+            s1 += enter1[j] - leave1[j - 1]
+            s2 += enter2[j] - leave2[j - 1]
+            s3 += enter3[j] - leave3[j - 1]
+            out0[j] = s0 * inv
+            out1[j] = s1 * inv
+            out2[j] = s2 * inv
+            out3[j] = s3 * inv
+        for lane_start, lane_total in ((a0, s0), (a1, s1), (a2, s2), (a3, s3)):
+            if math.isnan(lane_total):
+                _sma_counted(x, out, lane_start, lane_start + segment, window, inv)
+        i += 4 * segment
+    while i < stop:
+        end = min(i + segment, stop)
+        _sma_segment(x, out, i, end, window, inv)
+        i = end
+
+
+@njit(cache=True)
+def sma(x, out, window):
+    sma_span(x, out, 0, len(out), window)
+
+
+@njit(parallel=True, cache=True)
+def sma_parallel(x, out, window, chunks):
+    """Each chunk of outputs reads its inputs plus a (window - 1) halo past its end."""
+    size = -(-len(out) // chunks)
+    for k in prange(chunks):
+        start = k * size
+        stop = min(start + size, len(out))
+        if start < stop:
+            sma_span(x, out, start, stop, window)
+
+
+@njit(cache=True)
+def ema(x, out, alpha):
+    keep = 1.0 - alpha
+    previous = x[0]
+    out[0] = previous
+    for i in range(1, len(x)):
+        previous = alpha * x[i] + keep * previous
+        out[i] = previous
+
+
+@njit(parallel=True, cache=True)
+def ema_parallel(x, out, alpha, chunks):
+    """Chunked scan: y[s+j] = local[s+j] + carry * (1-alpha)**(j+1) for a chunk starting
+    at s, where local is the chunk's EMA from a zero start and carry = y[s-1].
+
+    1. every chunk computes `local` in parallel (chunk 0 from out[0] = x[0], so it is final);
+    2. the carries run through the chunks in order, one power each;
+    3. every chunk adds carry * (1-alpha)**(j+1) in parallel, until that term underflows
+       to zero (after ~7000 steps for alpha = 0.1), so step 3 rarely reads a whole chunk.
+    A NaN carry never underflows, so a NaN reaches every later output, as in the serial form.
+    """
+    n = len(x)
+    keep = 1.0 - alpha
+    size = -(-n // chunks)
+    for k in prange(chunks):
+        start = k * size
+        stop = min(start + size, n)
+        if start >= stop:
+            continue
+        if k == 0:
+            previous = x[0]
+            out[0] = previous
+            start = 1
+        else:
+            previous = 0.0
+        for i in range(start, stop):
+            previous = alpha * x[i] + keep * previous
+            out[i] = previous
+    carries = np.zeros(chunks)
+    for k in range(1, chunks):
+        start = k * size
+        stop = min(start + size, n)
+        if start >= stop:
+            break
+        carries[k] = out[start - 1]
+        out[stop - 1] += carries[k] * keep ** (stop - start)
+    for k in prange(1, chunks):
+        start = k * size
+        stop = min(start + size, n) - 1  # the chunk's last output was fixed in step 2
+        power = 1.0
+        for j in range(stop - start):
+            power = keep ** (j + 1) if j % POWER_REFRESH == 0 else power * keep
+            term = carries[k] * power
+            if term == 0.0:
+                break
+            out[start + j] += term
+
+
+@njit(cache=True)
+def _row_total(row):
+    # Eight partial sums: independent chains the CPU overlaps, as NumPy's pairwise sum does.
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    j = 0
+    while j + 8 <= len(row):
+        s0 += row[j]
+        s1 += row[j + 1]
+        s2 += row[j + 2]
+        s3 += row[j + 3]
+        s4 += row[j + 4]
+        s5 += row[j + 5]
+        s6 += row[j + 6]
+        s7 += row[j + 7]
+        j += 8
+    while j < len(row):
+        s0 += row[j]
+        j += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(cache=True)
+def _column_totals(mt, out, start, stop):
+    """out[start:stop] = sums of mt[:, start:stop] over axis 0, walking mt's rows in order,
+    four at a time (a quarter of the loads and stores of out)."""
+    totals = out[start:stop]
+    totals[:] = 0.0
+    j = 0
+    while j + 4 <= mt.shape[0]:
+        r0, r1, r2, r3 = mt[j, start:stop], mt[j + 1, start:stop], mt[j + 2, start:stop], mt[j + 3, start:stop]
+        for i in range(len(totals)):
+            totals[i] += (r0[i] + r1[i]) + (r2[i] + r3[i])
+        j += 4
+    while j < mt.shape[0]:
+        row = mt[j, start:stop]
+        for i in range(len(totals)):
+            totals[i] += row[i]
+        j += 1
+
+
+@njit(cache=True)
+def row_sums(m, out, transposed):
+    """Sums of m's rows, or of its columns when m is an F-ordered matrix's transpose."""
+    if transposed:
+        _column_totals(m, out, 0, len(out))
+    else:
+        for i in range(len(out)):
+            out[i] = _row_total(m[i])
+
+
+@njit(parallel=True, cache=True)
+def row_sums_parallel(m, out, transposed, chunks):
+    if transposed:
+        size = -(-len(out) // chunks)
+        for k in prange(chunks):
+            _column_totals(m, out, min(k * size, len(out)), min((k + 1) * size, len(out)))
+    else:
+        for i in prange(len(out)):
+            out[i] = _row_total(m[i])
+
+
+@njit(cache=True)
+def trig(a, b, out):
+    for i in range(len(out)):
+        s, c = math.sin(a[i]), math.cos(b[i])
+        out[i] = s * s + c * c
+
+
+@njit(parallel=True, cache=True)
+def trig_parallel(a, b, out):
+    for i in prange(len(out)):
+        s, c = math.sin(a[i]), math.cos(b[i])
+        out[i] = s * s + c * c
+
+
+def compile_metrics(dispatcher) -> dict:
+    """Whether this process compiled `dispatcher` or loaded it from the cache, and the
+    compile time when it compiled (callees are compiled inside their caller's time)."""
+    stats = dispatcher.stats
+    hits, misses = sum(stats.cache_hits.values()), sum(stats.cache_misses.values())
+    compile_s = sum(cres.metadata["timers"]["compiler_lock"]
+                    for cres in dispatcher.overloads.values() if cres.metadata)
+    state = "loaded from cache" if hits and not misses else "compiled"
+    figures = {"numba_cache": state, "numba_cache_dir": stats.cache_path}
+    if compile_s:
+        figures["numba_compile_s"] = compile_s
+    return figures

@@ -1,0 +1,109 @@
+"""Cython: typed-memoryview loops compiled ahead of time by `pip install` (setup.py).
+
+The kernels are in _cython_kernels.pyx: bounds and wraparound checks off, the GIL
+released in every hot loop, OpenMP `prange` in the cython-prange variants (built with
+-fopenmp). The wrappers here hand the kernels contiguous inputs and allocate outputs
+with np.empty, as every paradigm does. Without a compiler the extension is not built and
+the paradigm is unavailable, saying why.
+"""
+
+from factorbench.impls import _arrays
+from factorbench.registry import Paradigm
+
+
+def _kernels():
+    from factorbench.impls import _cython_kernels
+
+    return _cython_kernels
+
+
+def _extension_reason() -> str | None:
+    try:
+        _kernels()
+    except ImportError as exc:
+        return f"extension not built: {exc} (reinstall with a C compiler: pip install -e .)"
+    return None
+
+
+PARADIGM = Paradigm("cython", "Cython typed memoryviews compiled at install time, GIL released; "
+                              "cython-prange: OpenMP threads", rank=40, probe=_extension_reason)
+THREADS = {"threads": (_arrays.DEFAULT_THREADS,)}
+
+
+_openmp = {"threads_asked": None, "team_size": None}
+"""The last prange call: threads asked and the team OpenMP ran it on (its metrics)."""
+
+
+def _openmp_metrics():
+    return {"openmp_threads_asked": _openmp["threads_asked"], "openmp_team_size": _openmp["team_size"]}
+
+
+def _prange(kernel, *args, threads):
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    _openmp["threads_asked"] = threads
+    _openmp["team_size"] = getattr(_kernels(), kernel)(*args, threads)
+
+
+@PARADIGM.implements("sma")
+def sma(x, window):
+    """Running sum, four segments interleaved, re-anchored exactly every segment."""
+    x, window, out = _arrays.moving_window(x, window)
+    _kernels().sma(x, out, window)
+    return out
+
+
+@PARADIGM.implements("sma", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
+def sma_prange(x, window, *, threads=_arrays.DEFAULT_THREADS):
+    """One chunk of outputs per OpenMP thread, each with a (window - 1) halo."""
+    x, window, out = _arrays.moving_window(x, window)
+    _prange("sma_prange", x, out, window, threads=threads)
+    return out
+
+
+@PARADIGM.implements("ema")
+def ema(x, alpha):
+    """The recurrence as a C loop."""
+    x, out = _arrays.series(x)
+    _kernels().ema(x, out, float(alpha))
+    return out
+
+
+@PARADIGM.implements("ema", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
+def ema_prange(x, alpha, *, threads=_arrays.DEFAULT_THREADS):
+    """Chunked scan over OpenMP threads: local EMAs, carries in order, fix-up."""
+    x, out = _arrays.series(x)
+    _prange("ema_prange", x, out, float(alpha), threads=threads)
+    return out
+
+
+@PARADIGM.implements("row_sums")
+def row_sums(m):
+    """Eight partial sums per row (C order); four columns of the transpose per pass (F order)."""
+    m, transposed, out = _arrays.rows_or_columns(m)
+    _kernels().row_sums(m, out, transposed)
+    return out
+
+
+@PARADIGM.implements("row_sums", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
+def row_sums_prange(m, *, threads=_arrays.DEFAULT_THREADS):
+    """Rows across OpenMP threads (C order), or a block of rows per thread (F order)."""
+    m, transposed, out = _arrays.rows_or_columns(m)
+    _prange("row_sums_prange", m, out, transposed, threads=threads)
+    return out
+
+
+@PARADIGM.implements("trig")
+def trig(a, b):
+    """libm sin and cos per element, in the inputs' memory order."""
+    a, b, out, flat_out = _arrays.elementwise(a, b)
+    _kernels().trig(a, b, flat_out)
+    return out
+
+
+@PARADIGM.implements("trig", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
+def trig_prange(a, b, *, threads=_arrays.DEFAULT_THREADS):
+    """The same loop as an OpenMP prange."""
+    a, b, out, flat_out = _arrays.elementwise(a, b)
+    _prange("trig_prange", a, b, flat_out, threads=threads)
+    return out
