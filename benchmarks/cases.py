@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import json
 import math
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -203,3 +205,24 @@ def fits(case: BenchCase, params_key: tuple) -> bool:
         if step[spec.size_param] == target:
             return True
         size, current, seconds = step[spec.size_param], step, best_call_s(case, step)
+
+
+def is_figure(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def write_metric_keys(path: str) -> None:
+    """Numeric ``metrics()`` keys of every available case after one call on its kernel's
+    first (smallest) check input, as JSON ``{case name: [keys]}``: the keys a figure
+    exists for are only known once the implementation has run."""
+    found = {}
+    for case in cases():
+        if case.impl.metrics is None or not case.impl.available:
+            continue
+        _, args = next(iter(case.spec.check_cases(np.random.default_rng(SEED))))
+        try:
+            case.call(*args)
+            found[case.name] = sorted(key for key, value in case.impl.metrics().items() if is_figure(value))
+        except Exception:  # the suite's gate reports a broken implementation
+            continue
+    Path(path).write_text(json.dumps(found))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import cases, kernels
+from benchmarks import cases, figures, kernels
 from factorbench.regression import GateError, callgrind_helper, compare_counts, parse_callgrind_dumps
 from factorbench.registry import Paradigm
 
@@ -216,3 +216,16 @@ def test_a_case_missing_from_the_commit_is_skipped_not_failed():
     stand_in = get_benchmark_from_name(str(REPO / "benchmarks"), "kernels.row_sums__added_later.time_call-3")
     assert stand_in._current_params == (2000, "F")
     assert stand_in.do_setup() is True  # asv's "skipped"
+
+
+def test_metrics_figures_are_tracked_from_a_real_call():
+    names = discovered()
+    for case_name, keys in figures.FIGURE_CASES.items():
+        for key in keys:
+            assert f"figures.{case_name}.track_{cases.identifier(key)}" in names
+    import numexpr
+
+    measured = figures.measure_figures({"trig__numexpr"})
+    track = getattr(figures, "trig__numexpr")()
+    assert track.track_numexpr_threads(measured, 1000) == numexpr.get_num_threads()
+    assert names["figures.trig__numexpr.track_numexpr_threads"].setup_cache_key is not None
