@@ -370,8 +370,11 @@ def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern |
                "--helper", str(helper), "--out", str(listing)]
     if regex is not None:
         command += ["--bench", regex.pattern]
+    # One thread per pool, and OpenMP threads that sleep rather than spin while they wait
+    # (implementations asking for two threads get them): spinning adds counts that vary.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repo)]), "PYTHONHASHSEED": "0",
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
+           "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", "KMP_BLOCKTIME": "0"}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0 or not listing.exists():
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
