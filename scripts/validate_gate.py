@@ -3,7 +3,8 @@
     python scripts/validate_gate.py --mode both --runs 3
 
 The clone gets two commits on top of HEAD: an empty one (A/A: same code, new hash) and
-one that makes ``vectorized-cumsum`` SMA redo part of its work (about 1.3x). Each run
+one that makes ``vectorized-cumsum`` SMA redo part of its work: one more centring and
+cumulative sum, 1.41x its instructions at n=32,000 (1.3 to 2x its wall time). Each run
 calls ``factorbench gate`` exactly as CI does, A/A and injected alternately so that the
 machine's load falls on both; an A/A run passes when the gate exits 0, an injected run
 is caught when the gate exits 1 naming only the injected implementation's benchmarks.
@@ -27,7 +28,7 @@ from rich.table import Table
 
 TARGET_FILE = "implementations/vectorized.py"
 TARGET_LINE = "    centred = np.where(nan, 0.0, x - anchor)\n"
-INJECTED = TARGET_LINE + "    np.cumsum(np.where(nan, 0.0, x - anchor))  # injected: repeats about 30% of the work\n"
+INJECTED = TARGET_LINE + "    np.cumsum(np.where(nan, 0.0, x - anchor))  # injected: redoes part of the work\n"
 TARGET_BENCHMARK = re.compile(r"^kernels\.sma__vectorized_cumsum\.")
 DEFAULT_BENCH = r"sma__(vectorized|bottleneck)"
 
