@@ -361,6 +361,16 @@ def cmd_profile(args) -> int:
     return 0 if outcome["artifacts"] or outcome[MEMORY_PEAK_KEY] is not None else 1
 
 
+def cmd_gate(args) -> int:
+    from factorbench.regression import GateError, gate
+
+    try:
+        return gate(args.base, args.head, mode=args.mode, bench=args.bench, factor=args.factor,
+                    threshold_pct=args.threshold, json_path=args.json, console=console)
+    except GateError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_data_ticks(args) -> int:
     from factorbench.registry import missing_modules
     from factorbench.ticks import data
@@ -471,6 +481,21 @@ def build_parser() -> Parser:
                    actions.add_parser("status", help="show the cluster `cluster start` launched")):
         action.add_argument("--state", metavar="PATH",
                             help="state file with the address and PIDs (default ~/.cache/factorbench/cluster.json)")
+
+    from factorbench.regression import DEFAULT_FACTOR, DEFAULT_THRESHOLD_PCT, MODES
+
+    gate = sub.add_parser("gate", help="benchmark two commits and exit 1 if HEAD regressed (CI)")
+    gate.add_argument("base", metavar="BASE", help="commit to compare against, e.g. main or HEAD~1")
+    gate.add_argument("head", metavar="HEAD", help="commit under test, e.g. HEAD")
+    gate.add_argument("--mode", choices=MODES, default="wall",
+                      help="wall: asv continuous, timed (default); callgrind: instruction counts at small sizes")
+    gate.add_argument("--bench", metavar="REGEX", help="only benchmarks whose asv name matches, "
+                                                       "e.g. 'sma__' or 'kernels.ema__vectorized'")
+    gate.add_argument("--factor", type=number, default=DEFAULT_FACTOR, metavar="F",
+                      help=f"wall mode: slower by more than this ratio, and significant, fails (default {DEFAULT_FACTOR})")
+    gate.add_argument("--threshold", type=number, default=DEFAULT_THRESHOLD_PCT, metavar="PCT",
+                      help=f"callgrind mode: more instructions by more than PCT%% fails (default {DEFAULT_THRESHOLD_PCT:g})")
+    gate.add_argument("--json", metavar="PATH", help="also write every compared benchmark and the verdict here")
     return parser
 
 
@@ -527,7 +552,7 @@ def cmd_cluster(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "profile": cmd_profile, "data": cmd_data,
-            "cluster": cmd_cluster}
+            "cluster": cmd_cluster, "gate": cmd_gate}
 
 
 def main(argv: list[str] | None = None) -> int:

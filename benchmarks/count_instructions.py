@@ -1,0 +1,67 @@
+"""Run each benchmark case once at its small size, with callgrind counting only that call.
+
+Started by ``factorbench gate --mode callgrind`` as
+
+    valgrind --tool=callgrind --instr-atstart=no python -P benchmarks/count_instructions.py \
+        --helper fb_count.so --out cases.json [--bench REGEX]
+
+with the commit under test first on PYTHONPATH. Everything else (imports, the
+correctness gate, building inputs, a warm-up call) runs uninstrumented; the helper's
+client requests switch instrumentation on around the call and dump its count under a
+label, which cases.json maps back to the benchmark. Thread pools are limited to one
+thread: valgrind serialises threads, and spinning workers would make counts vary.
+"""
+
+import argparse
+import ctypes
+import itertools
+import json
+import re
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--helper", required=True, help="shared library with the client requests")
+    parser.add_argument("--out", required=True, help="JSON file: the factorbench used, and per benchmark "
+                        "its status with a dump label or a reason")
+    parser.add_argument("--bench", help="regular expression on the asv benchmark name")
+    args = parser.parse_args(argv)
+
+    import factorbench
+    from benchmarks import cases
+    from factorbench import threads
+
+    helper = ctypes.CDLL(args.helper)
+    helper.fb_count_stop.argtypes = [ctypes.c_char_p]
+    selected = re.compile(args.bench) if args.bench else None
+    found = {}
+    with threads.limited(1):
+        for case in cases.cases():
+            size, *_ = case.params[0]
+            for variants in itertools.product(*case.params[1:]):
+                # named and selected as asv names the benchmark's small-size run
+                name = f"kernels.{case.name}.time_call({', '.join(map(repr, (size, *variants)))})"
+                if selected is not None and not selected.search(name):
+                    continue
+                try:
+                    inputs = cases.prepare(case, size, *variants)
+                    case.call(*inputs)  # warm-up: lazy imports, JIT compilation, caches
+                except NotImplementedError as exc:
+                    found[name] = {"status": "skipped", "reason": str(exc)}
+                    continue
+                except Exception as exc:  # a wrong or crashing implementation fails the gate
+                    found[name] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+                    continue
+                label = f"case{len(found)}"
+                helper.fb_count_start()
+                case.call(*inputs)
+                helper.fb_count_stop(label.encode())
+                found[name] = {"status": "ok", "label": label}
+    Path(args.out).write_text(json.dumps({"factorbench": factorbench.__file__, "cases": found}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""asv benchmarks generated from the factorbench registry: one class per (kernel,
+implementation, settings), named ``<kernel>__<implementation>[__<setting>_<value>]``.
+
+- ``time_call``: one call, at the small and medium sizes crossed with the kernel's
+  variants (memory order). Implementations too slow at a size (the Python loops at
+  medium size) skip it.
+- ``peakmem_call``: peak resident memory of one call at medium size, for the kernels that
+  move the most memory (``cases.MEMORY_HEAVY_BYTES``).
+- ``track_speedup_vs_loop``: time per element of the Python loop at the small size,
+  over this implementation's at medium size.
+
+The figures implementations report through ``metrics()`` are tracked in figures.py.
+
+``setup`` builds the inputs (outside the timed region) and runs the correctness gate,
+so a wrong implementation fails loudly instead of being timed; an unavailable one raises
+NotImplementedError, which asv reports as skipped. Each class's ``version`` hashes the
+implementation's source, so its history restarts when its code changes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import factorbench as fb
+from factorbench.gate import cases as reference_cases
+from factorbench.timing import measure
+
+from . import _asv, cases
+
+TRACK_REPEAT = 3
+
+
+def _setup(self, size, *variants):
+    self.args = cases.prepare(self.case, size, *variants)
+    self.call = functools.partial(self.case.impl.func, **self.case.settings)
+
+
+def _call(self, *params):
+    self.call(*self.args)
+
+
+def _per_element_s(case, call, args, params) -> float:
+    timing = measure(lambda: call(*args), repeat=TRACK_REPEAT, min_sample_s=0.01)
+    return timing.median / case.spec.elements(params)
+
+
+def _speedup_vs_loop(self, size, *variants):
+    """Per element, so the loop is timed at the small size it finishes quickly at."""
+    base = cases.baseline(self.case)
+    base_size = cases.sizes(base.spec)[0]
+    base_args = cases.prepare(base, base_size, *variants)
+    base_s = _per_element_s(base, base.call, base_args, base.kernel_params(base_size, *variants))
+    own_s = _per_element_s(self.case, self.call, self.args, self.case.kernel_params(size, *variants))
+    return base_s / own_s
+
+
+def suite_class(case: cases.BenchCase) -> type:
+    medium = {"params": case.medium_params, "param_names": case.param_names}
+    body = {
+        "case": case,
+        "version": case.version,
+        "params": case.params,
+        "param_names": case.param_names,
+        # asv times one call per sample when setup is defined: 5 to 50 samples a round,
+        # cut at 2 s (the slowest cases, ~0.5 s a call, take the 5 and no more).
+        "repeat": (5, 50, 2.0),
+        "setup": _setup,
+        "time_call": _asv.method(_call),
+    }
+    if cases.is_memory_heavy(case.spec):
+        body["peakmem_call"] = _asv.method(_call, **medium)
+    base = cases.baseline(case)
+    if base is not None:
+        body["track_speedup_vs_loop"] = _asv.method(_speedup_vs_loop, unit="x", version=case.version + base.version,
+                                                **medium)
+    return type(case.name, (), body)
+
+
+globals().update({case.name: suite_class(case) for case in cases.cases()})
+
+# asv forks every benchmark process from a process that imported this module: computing
+# the correctness gate's float64 references here spares each process the slow ones.
+for _kernel in fb.kernels():
+    reference_cases(_kernel, cases.SEED)
+
+
+def __getattr__(name):
+    return _asv.stand_in(__name__, name)
