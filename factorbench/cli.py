@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich import filesize
 from rich.console import Console
@@ -71,6 +72,45 @@ def key_value(text: str) -> tuple[str, object]:
         except argparse.ArgumentTypeError:
             pass
     return key, value
+
+
+def schedulers(text: str) -> list[str]:
+    from factorbench.dask_support import parse_scheduler
+
+    try:
+        values = [parse_scheduler(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected one or more of threads, local-cluster, tcp://HOST:PORT, got {text!r}")
+    return values
+
+
+def chunk_sizes(text: str) -> list[int | str]:
+    from factorbench.dask_support import AUTO_CHUNK
+
+    try:
+        values = [AUTO_CHUNK if part == AUTO_CHUNK else count(part) for part in text.split(",") if part]
+    except argparse.ArgumentTypeError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected {AUTO_CHUNK} or positive integers (elements per block), "
+                                         f"got {text!r}")
+    return values
+
+
+def memory_limit(text: str) -> str:
+    """What `dask worker --memory-limit` takes: auto, a size (4GiB) or a fraction of RAM (0.5)."""
+    if text == "auto":
+        return text
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, a size such as 4GiB, or a fraction of memory such "
+                                         f"as 0.5, got {text!r}") from None
+    return text
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -223,12 +263,21 @@ def cmd_run(args) -> int:
         min_sample_s=0.01 if args.quick else 0.05,
         time_budget_s=args.time_budget if args.time_budget is not None else (2.0 if args.quick else 10.0),
         workloads=args.workload, seed=args.seed, threads=args.threads,
-        settings={"processes": args.processes} if args.processes else {}, cpus=args.cpus,
+        settings={key: values for key, values in (("processes", args.processes), ("scheduler", args.scheduler),
+                                                  ("chunk_size", args.chunk_size)) if values},
+        cpus=args.cpus,
     )
     try:
         validate_options(options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.profile:
+        from factorbench.profiling import unavailable_tools
+
+        if len(unavailable_tools()) == 3:
+            raise UsageError("--profile needs py-spy, memory_profiler or memray: pip install 'factorbench[profile]'")
+        if args.profile_seconds <= 0:
+            raise UsageError(f"--profile-seconds must be > 0, got {args.profile_seconds:g}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=errors, transient=True) as bar:
         task = bar.add_task("starting", total=None)
@@ -245,7 +294,71 @@ def cmd_run(args) -> int:
     print_gpu(doc)
     print_workloads(doc)
     console.print(f"results: {args.json}")
+    if args.profile:
+        profile_run(doc, args)
+    if args.report:
+        from factorbench.report import write_report
+
+        console.print(f"report: {write_report([args.json], args.report)}", soft_wrap=True)
     return 0
+
+
+def profile_run(doc: dict, args) -> None:
+    from factorbench.profiling import profile_results
+    from factorbench.results import write
+
+    out_dir = args.profile_dir or str(Path(args.json).parent / "profiles")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=errors, transient=True) as bar:
+        task = bar.add_task("profiling", total=None)
+        elapsed = profile_results(doc, out_dir, seconds=args.profile_seconds, save=lambda d: write(args.json, d),
+                                  progress=lambda text, done, total: bar.update(task, description=text,
+                                                                                completed=done, total=total))
+    problems = {f"{tool}: {reason}" for r in doc["results"] for tool, reason in
+                (r.get("extra") or {}).get("profile_errors", {}).items()}
+    for problem in sorted(problems):
+        errors.print(f"[yellow]profile[/yellow] {escape(problem)}", highlight=False)
+    console.print(f"profiles: {out_dir} ({elapsed:.0f} s)", soft_wrap=True)
+
+
+def cmd_report(args) -> int:
+    from factorbench.report import write_report
+
+    if len(args.results) > 2:
+        raise UsageError("report takes one results file (a report) or two (a comparison: before after)")
+    if args.factor <= 1:
+        raise UsageError(f"--factor must be > 1, got {args.factor:g}")
+    output = args.output or ("reports/index.html" if len(args.results) == 1 else "reports/compare.html")
+    console.print(f"report: {write_report(args.results, output, factor=args.factor)}", soft_wrap=True)
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from factorbench.profiling import MEMORY_PEAK_KEY, profile, resolve
+
+    try:
+        impl, params = resolve(args.kernel, args.implementation, args.size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.seconds <= 0:
+        raise UsageError(f"--seconds must be > 0, got {args.seconds:g}")
+    settings = dict(args.setting)
+    unknown = sorted(set(settings) - set(impl.settings))
+    if unknown:
+        raise UsageError(f"{impl.kernel}/{impl.name} has no setting {', '.join(unknown)}; "
+                         f"it has: {', '.join(impl.settings) or 'none'}")
+    outcome = profile(impl.kernel, impl.name, params, args.output, settings=settings, seconds=args.seconds,
+                      seed=args.seed)
+    console.print(f"{impl.kernel}/{impl.name} at " + ", ".join(f"{k}={v}" for k, v in {**params, **settings}.items()))
+    for name, path in outcome["artifacts"].items():
+        console.print(f"  {name}: {path}", highlight=False, soft_wrap=True)
+    if outcome[MEMORY_PEAK_KEY] is not None:
+        console.print(f"  peak RSS increase: {outcome[MEMORY_PEAK_KEY]:.1f} MiB")
+    for note in outcome["notes"]:
+        console.print(f"  note: {escape(note)}", highlight=False)
+    for tool, reason in outcome["errors"].items():
+        errors.print(f"  [yellow]{tool}[/yellow]: {escape(reason)}", highlight=False)
+    return 0 if outcome["artifacts"] or outcome[MEMORY_PEAK_KEY] is not None else 1
 
 
 def cmd_gate(args) -> int:
@@ -311,8 +424,38 @@ def build_parser() -> Parser:
                           "(default 1,2); the table shows speed-up and efficiency vs 1 process")
     run.add_argument("--cpus", type=cpu_ids, default=[], metavar="CPU[,CPU...]",
                      help="pin the runner and the worker processes it starts to these CPUs")
+    run.add_argument("--scheduler", type=schedulers, metavar="S[,S...]",
+                     help="Dask schedulers to run the dask paradigm on: threads, local-cluster, tcp://HOST:PORT "
+                          "(default threads,local-cluster)")
+    run.add_argument("--chunk-size", type=chunk_sizes, metavar="N[,N...]",
+                     help="Dask block size in elements, or auto (two blocks per worker thread; default)")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
+    run.add_argument("--report", metavar="PATH", help="also write the HTML report to PATH")
+    run.add_argument("--profile", action="store_true",
+                     help="after timing, profile every passing implementation (CPU and memory flame graphs, "
+                          "peak memory) for the report")
+    run.add_argument("--profile-dir", metavar="DIR", help="where profiles go (default: profiles/ beside --json)")
+    run.add_argument("--profile-seconds", type=number, default=2.0, metavar="S",
+                     help="seconds each implementation runs under py-spy (default 2)")
+
+    report = sub.add_parser("report", help="write the HTML report of a results file, or compare two")
+    report.add_argument("results", nargs="+", metavar="RESULTS.json", help="one results file, or two: before after")
+    report.add_argument("-o", "--output", metavar="PATH",
+                        help="HTML file (default reports/index.html, or reports/compare.html for two)")
+    report.add_argument("--factor", type=number, default=1.1,
+                        help="comparison: ratio beyond which a change counts (default 1.1, as asv)")
+
+    profile = sub.add_parser("profile", help="CPU and memory profiles of one implementation")
+    profile.add_argument("kernel")
+    profile.add_argument("implementation", help="implementation or paradigm name, e.g. bottleneck")
+    profile.add_argument("--size", type=count, help="the kernel's size parameter (default: its --quick size)")
+    profile.add_argument("-o", "--output", default="reports/profiles", metavar="DIR",
+                         help="output folder (default reports/profiles)")
+    profile.add_argument("--setting", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                         help="an implementation setting, e.g. processes=2 (default: the implementation's own)")
+    profile.add_argument("--seconds", type=number, default=2.0, help="seconds under py-spy (default 2)")
+    profile.add_argument("--seed", type=int, default=0, help="input generator seed")
 
     data = sub.add_parser("data", help="generate input data sets")
     data_sub = data.add_subparsers(dest="dataset", required=True, parser_class=Parser)
@@ -323,6 +466,21 @@ def build_parser() -> Parser:
     ticks.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     ticks.add_argument("--out", required=True, metavar="DIR", help="output directory")
     ticks.add_argument("--force", action="store_true", help="replace Parquet files already in DIR/ticks")
+
+    cluster = sub.add_parser("cluster", help="start, stop or inspect a Dask scheduler and workers on 127.0.0.1")
+    actions = cluster.add_subparsers(dest="action", required=True, parser_class=Parser)
+    start = actions.add_parser("start", help="launch `dask scheduler` and N `dask worker` processes, detached")
+    start.add_argument("--workers", type=count, default=2, metavar="N", help="worker processes (default 2)")
+    start.add_argument("--nthreads", type=count, default=1, metavar="T", help="threads per worker (default 1)")
+    start.add_argument("--memory-limit", type=memory_limit, default="auto", metavar="M",
+                       help="per worker: auto (default), a size such as 4GiB, or a fraction of memory")
+    start.add_argument("--port", type=count, default=8786, metavar="P", help="scheduler port (default 8786)")
+    start.add_argument("--timeout", type=number, default=60.0, metavar="S",
+                       help="seconds to wait for every worker to connect (default 60)")
+    for action in (start, actions.add_parser("stop", help="stop the processes `cluster start` launched"),
+                   actions.add_parser("status", help="show the cluster `cluster start` launched")):
+        action.add_argument("--state", metavar="PATH",
+                            help="state file with the address and PIDs (default ~/.cache/factorbench/cluster.json)")
 
     from factorbench.regression import DEFAULT_FACTOR, DEFAULT_THRESHOLD_PCT, MODES
 
@@ -345,7 +503,56 @@ def cmd_data(args) -> int:
     return {"ticks": cmd_data_ticks}[args.dataset](args)
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "data": cmd_data, "gate": cmd_gate}
+def say(text: str) -> None:
+    """A plain line: no highlighting, and paths are never wrapped mid-way."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+def cmd_cluster(args) -> int:
+    from factorbench.registry import missing_modules
+
+    if reason := missing_modules(["distributed"]):
+        raise UsageError(f"cluster {args.action}: {reason} (pip install 'factorbench[dask]')")
+    from factorbench import cluster
+
+    try:
+        if args.action == "start":
+            info = cluster.start(workers=args.workers, nthreads=args.nthreads, memory_limit=args.memory_limit,
+                                 port=args.port, state=args.state, timeout=args.timeout)
+        elif args.action == "stop":
+            info = cluster.stop(state=args.state)
+        else:
+            info = cluster.status(state=args.state)
+    except cluster.ClusterError as exc:
+        raise UsageError(f"cluster {args.action}: {exc}") from None
+    if info is None:
+        say(f"no factorbench cluster is running (no state file {args.state or cluster.default_state_path()})")
+        return 1
+    if args.action == "start":
+        pids = " ".join(f"{entry['role']}={entry['pid']}" for entry in info["processes"])
+        state = f" --state {args.state}" if args.state else ""
+        say(f"Dask cluster up at {info['address']} ({info['workers']} workers x {info['nthreads']} threads, "
+            f"memory limit {info['memory_limit']})")
+        say(f"dashboard: {info['dashboard']}")
+        say(f"pids: {pids}")
+        say(f"use it: factorbench run --paradigm dask --scheduler {info['address']}")
+        say(f"stop it: factorbench cluster stop{state}")
+    elif args.action == "stop":
+        say(f"stopped the Dask cluster at {info['address']}: terminated {info['terminated'] or '-'}, "
+            f"killed {info['killed'] or '-'}, already gone {info['gone'] or '-'}")
+    else:
+        connected = (f"{info['connected_workers']} workers ({info['connected_threads']} threads) connected"
+                     if "connected_workers" in info else f"scheduler not reachable: {info['connect_error']}")
+        say(f"Dask cluster at {info['address']}, started {info['started']}: {connected}")
+        say(f"dashboard: {info['dashboard']}")
+        for entry in info["processes"]:
+            say(f"  {entry['role']}: pid {entry['pid']} {'running' if entry['alive'] else 'gone'}")
+        return 0 if "connected_workers" in info else 1
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "profile": cmd_profile, "data": cmd_data,
+            "cluster": cmd_cluster, "gate": cmd_gate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ STATUSES = ("ok", "wrong", "failed", "skipped", "timeout")
 REQUIRED_MEASUREMENT_FIELDS = ("kernel", "implementation", "paradigm", "params", "status", "reason",
                                "times", "median")
 
+REQUIRED_WORKLOAD_FIELDS = ("name", "status", "rows")
+
 
 class ResultsError(ValueError):
     """A results file that cannot be used, with the reason."""
@@ -95,11 +97,25 @@ def load(path: str | os.PathLike) -> dict:
     for key in ("machine", "options", "results"):
         if key not in doc:
             raise ResultsError(f"{path}: missing top-level field {key!r}")
+    if not isinstance(doc["machine"], dict) or not isinstance(doc["options"], dict):
+        raise ResultsError(f"{path}: 'machine' and 'options' must be objects")
+    if not isinstance(doc["results"], list):
+        raise ResultsError(f"{path}: 'results' must be a list")
     for index, entry in enumerate(doc["results"]):
+        if not isinstance(entry, dict):
+            raise ResultsError(f"{path}: result #{index} is not an object")
         missing = [f for f in REQUIRED_MEASUREMENT_FIELDS if f not in entry]
         if missing:
             raise ResultsError(f"{path}: result #{index} lacks field(s) {', '.join(missing)}")
         if entry["status"] not in STATUSES:
             raise ResultsError(f"{path}: result #{index} has unknown status {entry['status']!r} "
                                f"(allowed: {', '.join(STATUSES)})")
+        if not isinstance(entry["params"], dict) or not isinstance(entry["times"], list) \
+                or not all(isinstance(t, (int, float)) for t in entry["times"]) \
+                or not isinstance(entry["median"], (int, float, type(None))):
+            raise ResultsError(f"{path}: result #{index} has a malformed params, times or median field")
+    for index, section in enumerate(doc.get("workloads") or []):
+        if not isinstance(section, dict) or not all(key in section for key in REQUIRED_WORKLOAD_FIELDS):
+            raise ResultsError(f"{path}: workload section #{index} lacks field(s) "
+                               f"{', '.join(REQUIRED_WORKLOAD_FIELDS)}")
     return doc

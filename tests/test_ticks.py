@@ -169,7 +169,7 @@ def test_dask_engine_on_a_scheduler_address(small):
 
 def test_unknown_dask_scheduler_is_named():
     pytest.importorskip("dask.dataframe")
-    with pytest.raises(ValueError, match="unknown Dask scheduler 'udp://x'; choose from"):
+    with pytest.raises(ValueError, match="expected threads, local-cluster or tcp://HOST:PORT, got 'udp://x'"):
         run_once("dask", [], settings={"scheduler": "udp://x"})
 
 

@@ -20,9 +20,6 @@ from factorbench.registry import missing_modules
 from factorbench.ticks import arrays
 from factorbench.ticks.factors import DEFAULT_SPEC, FACTORS, INPUT_COLUMNS, KEYS, FactorSpec
 
-SCHEDULERS = ("threads", "local-cluster", "tcp://HOST:PORT")
-
-
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -129,27 +126,12 @@ def _factors_to_frame(factors: arrays.Factors):
 @contextlib.contextmanager
 def dask_scheduler(settings: dict):
     """Where Dask computes: "threads" (in-process), "local-cluster" (worker processes started
-    and stopped here) or "tcp://HOST:PORT" (a running scheduler).
+    once in this process) or "tcp://HOST:PORT" (a running scheduler), as the default of
+    every ``.compute()`` in the block (see factorbench.dask_support)."""
+    from factorbench import dask_support
 
-    Kept small and apart on purpose: it is to be unified with factorbench.dask_support.
-    """
-    import dask
-
-    address = settings.get("scheduler") or "threads"
-    if address == "threads":
-        with dask.config.set(scheduler="threads"):
-            yield address
-        return
-    if not (address == "local-cluster" or address.startswith("tcp://")):
-        raise ValueError(f"unknown Dask scheduler {address!r}; choose from: {', '.join(SCHEDULERS)}")
-    from distributed import Client, LocalCluster
-
-    if address == "local-cluster":
-        with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster):
-            yield address
-    else:
-        with Client(address, timeout=settings.get("connect_timeout_s", 10)):
-            yield address
+    with dask_support.as_default(settings.get("scheduler") or dask_support.THREADS):
+        yield
 
 
 def _dask_compute(files, spec: FactorSpec):
