@@ -4,8 +4,11 @@ implementation, settings), named ``<kernel>__<implementation>[__<setting>_<value
 - ``time_call``: one call, at the small and medium sizes crossed with the kernel's
   variants (memory order). Implementations too slow at a size (the Python loops at
   medium size) skip it.
-- ``peakmem_call``: peak resident memory of one call at medium size, for the kernels that
-  move the most memory (``cases.MEMORY_HEAVY_BYTES``).
+- ``peakmem_call``: peak resident memory of the process around one call at medium size,
+  for the kernels that move the most memory (``cases.MEMORY_HEAVY_BYTES``). It includes
+  the interpreter and whatever setup built, so ``track_peak_allocated`` beside it gives
+  the call's own figure: the most bytes it held allocated at once (tracemalloc, which
+  sees NumPy's buffers): output plus temporaries.
 - ``track_speedup_vs_loop``: time per element of the Python loop at the small size,
   over this implementation's at medium size.
 
@@ -20,6 +23,7 @@ implementation's source, so its history restarts when its code changes.
 from __future__ import annotations
 
 import functools
+import tracemalloc
 
 import factorbench as fb
 from factorbench.gate import cases as reference_cases
@@ -37,6 +41,15 @@ def _setup(self, size, *variants):
 
 def _call(self, *params):
     self.call(*self.args)
+
+
+def _peak_allocated(self, *params):
+    tracemalloc.start()
+    try:
+        self.call(*self.args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def _per_element_s(case, call, args, params) -> float:
@@ -69,6 +82,7 @@ def suite_class(case: cases.BenchCase) -> type:
     }
     if cases.is_memory_heavy(case.spec):
         body["peakmem_call"] = _asv.method(_call, **medium)
+        body["track_peak_allocated"] = _asv.method(_peak_allocated, unit="bytes", **medium)
     base = cases.baseline(case)
     if base is not None:
         body["track_speedup_vs_loop"] = _asv.method(_speedup_vs_loop, unit="x", version=case.version + base.version,

@@ -156,6 +156,7 @@ def test_suite_has_a_time_benchmark_for_every_registry_case():
         assert len(sizes) == 2 and all(len(v) > 1 for v in variants)
         memory_heavy = f"kernels.{case.name}.peakmem_call" in names
         assert memory_heavy == cases.is_memory_heavy(case.spec)
+        assert (f"kernels.{case.name}.track_peak_allocated" in names) == memory_heavy
         if case.impl.paradigm != "loop":
             assert f"kernels.{case.name}.track_speedup_vs_loop" in names
     assert any(name.endswith(".track_numexpr_threads") for name in names)  # from numexpr's metrics()
@@ -229,3 +230,14 @@ def test_metrics_figures_are_tracked_from_a_real_call():
     track = getattr(figures, "trig__numexpr")()
     assert track.track_numexpr_threads(measured, 1000) == numexpr.get_num_threads()
     assert names["figures.trig__numexpr.track_numexpr_threads"].setup_cache_key is not None
+
+
+def test_peak_allocated_sees_temporaries():
+    def allocated(name):
+        instance = getattr(kernels, name)()
+        instance.setup(1000)
+        return instance.track_peak_allocated(1000)
+
+    output = 1000 * 1000 * 8
+    assert allocated("trig__numexpr") < 1.1 * output  # numexpr writes the output only
+    assert allocated("trig__vectorized") >= 2 * output  # the output and a temporary
