@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from factorbench import analysis, profiling, report
+from factorbench import profiling
+from factorbench.results import analysis, compare
+from factorbench.report import html as report
 from factorbench.cli import main
 from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
-from factorbench.results import ResultsError, load, write
-from factorbench.runner import RunOptions, run
+from factorbench.results.schema import ResultsError, load, write
+from factorbench.measure.runner import RunOptions, run
 
 HOSTILE = '<script>alert("pwned")</script> $x^2$ & "q"'
 
@@ -202,8 +204,8 @@ def test_comparison_marks_significant_changes(measured, tmp_path):
     path, after_path = tmp_path / "before.json", tmp_path / "after.json"
     write(path, doc)
     write(after_path, after)
-    rows = {(r["case"], r["label"]): r for r in report.compare_rows(doc, after)}
-    case = analysis.Case(slower["kernel"], slower["params"], [], [], {}).title
+    rows = {(r["case"], r["label"]): r for r in compare.compare_rows(doc, after)}
+    case = analysis.case_title(slower)
     assert rows[(case, slower["implementation"])]["mark"] == "+"
     assert rows[(case, faster["implementation"])]["mark"] == "-"
     unchanged = [r for r in rows.values() if r["label"] not in (slower["implementation"], faster["implementation"])]

@@ -18,14 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from factorbench import affinity, bandwidth, machine, threads
-from factorbench.gate import GateResult, check
+from factorbench.measure import affinity
+from factorbench.measure import floors
+from factorbench.measure import machine
+from factorbench.measure import threads
+from factorbench.measure.check import GateResult, check
 from factorbench.kernels import Kernel
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 from factorbench.registry import Implementation, implementations
-from factorbench.results import Measurement, document, write
-from factorbench.timing import measure
+from factorbench.results.schema import Measurement, document, write
+from factorbench.measure.timer import measure
 from factorbench.workloads import run_workload, workload, workloads
 
 CALLS_NEEDED = 4
@@ -280,7 +283,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     total = len(todo) + len(chosen_workloads)
     if todo:
         # Measured in the same run, so "% of the bandwidth floor" compares like with like.
-        meta["bandwidth"] = bandwidth.measure(bandwidth.array_bytes(options.quick))
+        meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick))
 
     def save():
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections)
