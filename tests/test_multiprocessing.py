@@ -18,10 +18,10 @@ import psutil
 import pytest
 
 import factorbench as fb
-from factorbench.results import analysis
-from factorbench.parallel import pools
 from factorbench.measure.check import check
 from factorbench.measure.runner import RunOptions, run
+from factorbench.parallel import pools
+from factorbench.results import analysis
 
 pytestmark = pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm to inspect")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
+from factorbench.cli.console import console
 from factorbench.kernels import kernel as get_kernel
 from factorbench.results import analysis
 from factorbench.results import format as fmt
-from factorbench.cli.console import console
 
 
 def print_tables(doc: dict) -> None:

@@ -19,13 +19,13 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from factorbench.results import analysis
 from factorbench.report import plots
-from factorbench.results import schema
+from factorbench.results import analysis, schema
 from factorbench.results import format as fmt
 from factorbench.results.compare import COMPARE_ALPHA, COMPARE_FACTOR, compare_rows
-PROCESS_COLUMNS = fmt.PROCESS_COLUMNS
 from factorbench.results.schema import MEMORY_PEAK_KEY
+
+PROCESS_COLUMNS = fmt.PROCESS_COLUMNS
 
 ARTIFACT_INLINE_LIMIT = 8 * 2**20
 """Artifacts above this size are linked by path instead of inlined, to keep the file usable."""
@@ -344,7 +344,7 @@ def render(doc: dict, source: str = "") -> str:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def render_comparison(before: dict, after: dict, names: tuple[str, str], factor: float = COMPARE_FACTOR,
