@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from factorbench import analysis
+from factorbench import analysis, bandwidth
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 from factorbench.registry import implementations, paradigms, registry
@@ -167,16 +167,33 @@ PROCESS_COLUMNS = {
 }
 
 
+def fmt_floor(result: dict, floors: dict) -> str:
+    """'87% fresh 2T': the applicable floor's time / the median, and which floor it is."""
+    floor = bandwidth.floor_for(result, floors)
+    if floor is None or not result.get("median"):
+        return ""
+    kind = "fresh" if floor["kind"] == "fresh output" else "stream"
+    return f"{floor['seconds'] / result['median']:.0%} {kind} {floor['threads']}T"
+
+
+def print_floors(floors: dict) -> None:
+    for floor in floors.get("floors") or []:
+        console.print(f"floors on {floor['threads']} thread(s), {filesize.decimal(floors['bytes'])} array: "
+                      f"streaming copy {fmt_time(floor['stream_s'])} ({floor['stream_GBps']:.1f} GB/s), "
+                      f"fresh output {fmt_time(floor['fresh_s'])} ({floor['fresh_GBps']:.1f} GB/s)")
+
+
 def print_tables(doc: dict) -> None:
     if not doc["results"]:
         return
+    floors = doc["machine"].get("bandwidth") or {}
     for case in analysis.cases(doc):
         spec = get_kernel(case.kernel)
         table = Table(title=escape(case.title), caption=escape(spec.signature), title_justify="left")
         extra_columns = {name: cell for name, cell in PROCESS_COLUMNS.items()
                          if any(cell(row) for row in case.ranked)}
         for column in ("implementation", "paradigm", "median", "IQR", "elements/s", "vs loop",
-                       "vs best library", "first call", *extra_columns, "note"):
+                       "vs best library", "% of floor", "first call", *extra_columns, "note"):
             table.add_column(column, justify="left" if column in ("implementation", "paradigm", "note")
                              else "right")
         for row in case.ranked:
@@ -184,16 +201,19 @@ def print_tables(doc: dict) -> None:
             table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt_time(result["median"]),
                           fmt_time(result["iqr"]), f"{analysis.elements_per_s(row):.3g}",
                           fmt_ratio(row.speedup["loop"]), fmt_ratio(row.speedup["library"]),
-                          fmt_time(result.get("cold_call_s")), *(cell(row) for cell in extra_columns.values()),
+                          fmt_floor(result, floors), fmt_time(result.get("cold_call_s")), *(cell(row) for cell in extra_columns.values()),
                           escape(result.get("reason") or ""), style="bold green" if row.best else None)
         for result in case.unranked:
             table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), result["status"].upper(),
-                          "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
+                          "", "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
                           style="dim" if result["status"] == "skipped" else "red")
         console.print(table)
     if doc["results"]:
             console.print("Speed-ups compare time per element, so a row measured at a smaller size "
-                      "(see note) is compared fairly; every implementation allocates its own output.")
+                      "(see note) is compared fairly; every implementation allocates its own output. "
+                      "% of floor: the applicable floor's time / median (fresh: output allocated and "
+                      "filled, stream: copy into an existing array; on nT threads).")
+            print_floors(floors)
 
 
 def print_gpu(doc: dict) -> None:

@@ -41,6 +41,8 @@ class Measurement:
     """First call ever (in the gate): includes JIT compilation or device start-up."""
     elements: int | None = None
     bytes_moved: int | None = None
+    output_bytes: int | None = None
+    """Size of the new array one call returns; its case is held against the fresh-output floor."""
     max_error: float | None = None
     requested_params: dict[str, Any] | None = None
     """Set when the time budget forced a smaller size than asked for."""
