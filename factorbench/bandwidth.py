@@ -116,6 +116,8 @@ def floor_for(result: dict, bandwidth: dict | None) -> dict | None:
         return None
     settings = result.get("settings") or {}
     wanted = settings.get("threads") or settings.get("processes") or 1
+    if isinstance(wanted, bool) or not isinstance(wanted, int):
+        wanted = 1  # a setting that is no count (results from elsewhere): the one-thread floor
     usable = [f for f in floors if f["threads"] <= wanted] or floors[:1]
     floor = max(usable, key=lambda f: f["threads"])
     output = result.get("output_bytes")
