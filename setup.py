@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 OPENMP = ["-fopenmp"]  # the *_prange kernels; GCC and Clang with libomp accept it
 
 kernels = Extension(
-    "factorbench.impls._cython_kernels",
-    ["implementations/_cython_kernels.pyx"],
+    "factorbench.impls._support.cython_loops",
+    ["implementations/_support/cython_loops.pyx"],
     extra_compile_args=["-O3", *OPENMP],
     extra_link_args=OPENMP,
     # Without a working compiler the package still installs; the cython paradigm then
@@ -23,10 +23,10 @@ if sys.platform == "linux" and platform.machine() == "x86_64":
     # trig with glibc's vectorised sin/cos (libmvec): its own module, so that a libc
     # without libmvec costs only the cython-libmvec implementation.
     extensions.append(Extension(
-        "factorbench.impls._cython_libmvec",
-        ["implementations/_cython_libmvec.pyx"],
-        include_dirs=["implementations"],
-        depends=["implementations/_libmvec_trig.h"],
+        "factorbench.impls._support.cython_libmvec",
+        ["implementations/_support/cython_libmvec.pyx"],
+        include_dirs=["implementations/_support"],
+        depends=["implementations/_support/libmvec_trig.h"],
         libraries=["mvec", "m"],
         extra_compile_args=["-O3", *OPENMP],
         extra_link_args=OPENMP,

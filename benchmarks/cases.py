@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 import factorbench as fb
-from factorbench.gate import check
+from factorbench.measure.check import check
 from factorbench.kernels import Kernel
-from factorbench.runner import RunOptions, settings_sweep
+from factorbench.measure.runner import RunOptions, settings_sweep
 
 SEED = 0
 CALL_LIMIT_S = 1.5

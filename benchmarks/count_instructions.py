@@ -31,7 +31,7 @@ def main(argv=None) -> int:
 
     import factorbench
     from benchmarks import cases
-    from factorbench import threads
+    from factorbench.measure import threads
 
     helper = ctypes.CDLL(args.helper)
     helper.fb_count_stop.argtypes = [ctypes.c_char_p]

@@ -26,8 +26,8 @@ import functools
 import tracemalloc
 
 import factorbench as fb
-from factorbench.gate import cases as reference_cases
-from factorbench.timing import measure
+from factorbench.measure.check import cases as reference_cases
+from factorbench.measure.timer import measure
 
 from . import _asv, cases
 

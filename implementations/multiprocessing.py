@@ -21,7 +21,7 @@ multiprocessing's resource tracker unlinks what is left.
 ``multiprocessing-naive``: ``executor.map`` over array chunks (the seed's ``Pool.map``),
 which pickles every chunk to a worker and every result back.
 
-Both compute each chunk with NumPy, on the long-lived pool of :mod:`factorbench.workers`;
+Both compute each chunk with NumPy, on the long-lived pool of :mod:`factorbench.parallel.pools`;
 ``processes`` is swept by the runner (``--processes``).
 """
 
@@ -42,7 +42,7 @@ from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
 
-from factorbench import workers
+from factorbench.parallel import pools
 from factorbench.impls.vectorized import gram_colsum, row_sums, sma_cumsum, trig
 from factorbench.registry import Paradigm
 
@@ -193,7 +193,7 @@ def _attached(compute, blocks: tuple[Block, ...], live: tuple[str, ...], *args):
 class CallRecord:
     """What the last call sent to its workers, for metrics() (measured after timing)."""
     transport: str
-    pool: workers.Pool
+    pool: pools.Pool
     tasks: list[tuple] = field(default_factory=list)
     """(function, args) of every task, as the executor pickles them."""
     array_bytes_returned: int = 0
@@ -215,16 +215,16 @@ def _call(processes: int | None, transport: str):
     """The pool for one call (all CPUs by default), replaced when the call finds it broken
     or is interrupted."""
     global _last
-    pool = workers.pool(len(os.sched_getaffinity(0)) if processes is None else processes)
+    pool = pools.pool(len(os.sched_getaffinity(0)) if processes is None else processes)
     _last = CallRecord(transport, pool)
     try:
         yield pool.executor, _last
     except BrokenProcessPool:
-        workers.shutdown(pool.processes)  # a dead worker breaks the executor for good
+        pools.shutdown(pool.processes)  # a dead worker breaks the executor for good
         _resident.release()
         raise
     except KeyboardInterrupt:
-        workers.shutdown(pool.processes, wait=False)  # drop queued chunks; running ones finish
+        pools.shutdown(pool.processes, wait=False)  # drop queued chunks; running ones finish
         _resident.release()
         raise
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import factorbench as fb
-from factorbench.gate import check, compare
+from factorbench.measure.check import check, compare
 from factorbench.registry import Paradigm
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks import cases, figures, kernels
-from factorbench.regression import GateError, callgrind_helper, compare_counts, parse_callgrind_dumps
+from factorbench.regress.gate import GateError, callgrind_helper, compare_counts, parse_callgrind_dumps
 from factorbench.registry import Paradigm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def test_statuses_other_than_a_count():
 
 
 def gate_cli(*args, cwd=REPO, env=None):
-    return subprocess.run([sys.executable, "-m", "factorbench.cli", "gate", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "factorbench", "gate", *args], capture_output=True, text=True,
                           cwd=cwd, env=env or {**os.environ, "COLUMNS": "200"}, timeout=60)
 
 

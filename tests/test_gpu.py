@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 import factorbench as fb
-from factorbench import gate
+from factorbench.measure import check as gate
 from factorbench.cli import main
-from factorbench.gpu import peak_bandwidth, version_text
+from factorbench.parallel.gpu import peak_bandwidth, version_text
 from factorbench.kernels import kernel, price_walk
 from factorbench.registry import Paradigm, registry
-from factorbench.runner import RunOptions, run
+from factorbench.measure.runner import RunOptions, run
 from factorbench.workloads import run_workload
 
 sys.path.insert(0, str(Path(__file__).parent))

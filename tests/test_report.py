@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from factorbench import analysis, profiling, report
-from factorbench import bandwidth as fb_bandwidth
+from factorbench import profiling
+from factorbench.measure import floors as fb_floors
+from factorbench.report import html as report
+from factorbench.results import analysis, compare
 from factorbench.cli import main
 from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
-from factorbench.results import ResultsError, load, write
-from factorbench.runner import RunOptions, run
+from factorbench.measure.runner import RunOptions, run
+from factorbench.results.schema import ResultsError, load, write
 
 HOSTILE = '<script>alert("pwned")</script> $x^2$ & "q"'
 
@@ -125,11 +127,11 @@ def test_report_names_every_implementation_with_speedups_from_the_json(measured,
             assert cells["paradigm"] == row.result["paradigm"]
             assert ratio(cells["vs loop"]) == pytest.approx(loop / per_element[label], rel=0.01)
             assert ratio(cells["vs best library"]) == pytest.approx(library / per_element[label], rel=0.01)
-            floor = fb_bandwidth.floor_for(row.result, floors)
+            floor = fb_floors.floor_for(row.result, floors)
             assert floor["kind"] == "fresh output"  # sma returns a new array
             percent, kind = cells["% of floor"].split("%", 1)
             assert float(percent) == pytest.approx(100 * floor["seconds"] / row.result["median"], rel=0.06, abs=0.01)
-            assert kind == fb_bandwidth.describe_floor(floor)
+            assert kind == fb_floors.describe_floor(floor)
             assert ("best" in cls) == (label == fastest)
     for result in doc["results"]:
         assert analysis.label(result) in html
@@ -202,15 +204,15 @@ def test_the_floor_of_a_row_follows_its_kernel_and_thread_count():
     floors = {"floors": [{"threads": 1, "stream_GBps": 20.0, "fresh_GBps": 10.0},
                          {"threads": 2, "stream_GBps": 30.0, "fresh_GBps": 20.0}]}
     ema = {"bytes_moved": 16e9, "output_bytes": 8e9, "settings": {}}
-    assert fb_bandwidth.floor_for(ema, floors) == {"kind": "fresh output", "threads": 1, "seconds": 1.6}
-    on_two = fb_bandwidth.floor_for({**ema, "settings": {"threads": 2}}, floors)
+    assert fb_floors.floor_for(ema, floors) == {"kind": "fresh output", "threads": 1, "seconds": 1.6}
+    on_two = fb_floors.floor_for({**ema, "settings": {"threads": 2}}, floors)
     assert on_two == {"kind": "fresh output", "threads": 2, "seconds": 0.8}
-    assert fb_bandwidth.floor_for({**ema, "settings": {"processes": 4}}, floors)["threads"] == 2
+    assert fb_floors.floor_for({**ema, "settings": {"processes": 4}}, floors)["threads"] == 2
     trig = {"bytes_moved": 24e9, "output_bytes": 8e9, "settings": {}}  # a second input read at streaming speed
-    assert fb_bandwidth.floor_for(trig, floors)["seconds"] == pytest.approx(8e9 / 20e9 + 16e9 / 10e9)
+    assert fb_floors.floor_for(trig, floors)["seconds"] == pytest.approx(8e9 / 20e9 + 16e9 / 10e9)
     no_output = {"bytes_moved": 16e9, "settings": {}}
-    assert fb_bandwidth.floor_for(no_output, floors) == {"kind": "streaming", "threads": 1, "seconds": 0.8}
-    assert fb_bandwidth.floor_for(ema, {}) is None
+    assert fb_floors.floor_for(no_output, floors) == {"kind": "streaming", "threads": 1, "seconds": 0.8}
+    assert fb_floors.floor_for(ema, {}) is None
 
 
 def test_comparison_marks_significant_changes(measured, tmp_path):
@@ -227,8 +229,8 @@ def test_comparison_marks_significant_changes(measured, tmp_path):
     path, after_path = tmp_path / "before.json", tmp_path / "after.json"
     write(path, doc)
     write(after_path, after)
-    rows = {(r["case"], r["label"]): r for r in report.compare_rows(doc, after)}
-    case = analysis.Case(slower["kernel"], slower["params"], [], [], {}).title
+    rows = {(r["case"], r["label"]): r for r in compare.compare_rows(doc, after)}
+    case = analysis.case_title(slower)
     assert rows[(case, slower["implementation"])]["mark"] == "+"
     assert rows[(case, faster["implementation"])]["mark"] == "-"
     unchanged = [r for r in rows.values() if r["label"] not in (slower["implementation"], faster["implementation"])]

@@ -22,7 +22,7 @@ import pytest
 
 import factorbench as fb
 from benchmarks import cases
-from factorbench.gate import compare
+from factorbench.measure.check import compare
 
 ROUND_S = 0.005
 """Calls per round are calibrated so that one round lasts at least this long."""

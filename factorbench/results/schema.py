@@ -16,6 +16,8 @@ REQUIRED_MEASUREMENT_FIELDS = ("kernel", "implementation", "paradigm", "params",
                                "times", "median")
 
 REQUIRED_WORKLOAD_FIELDS = ("name", "status", "rows")
+MEMORY_PEAK_KEY = "peak_rss_increase_mib"
+"""Key in a row's ``extra`` of the peak RSS increase (MiB) that ``--profile`` measured."""
 
 
 class ResultsError(ValueError):

@@ -38,6 +38,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from factorbench.regress import asv_adapter
+from factorbench.results import format as fmt
+
 MODES = ("wall", "callgrind")
 DEFAULT_FACTOR = 1.2
 DEFAULT_THRESHOLD_PCT = 2.0
@@ -79,13 +82,6 @@ QUIET = ("unchanged", "skipped")
 
 
 # ---------------------------------------------------------------- repository and commits
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise GateError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"git {args[0]} failed")
-    return done.stdout.strip()
-
 
 def checkout_root(start: Path) -> Path:
     """The git checkout holding asv.conf.json and the benchmark suite."""
@@ -172,43 +168,24 @@ def compare_asv(repo: Path, base: str, head: str, regex: re.Pattern | None, fact
     """Rows for asv's stored results of both commits: a regression is a low percentile
     slower by more than ``factor`` with samples that asv's test (Mann-Whitney U,
     p < 0.002) finds different."""
-    from asv.commands.compare import _is_result_better, unroll_result
-    from asv.config import Config
-    from asv.machine import Machine
-    from asv.results import iter_results_for_machine_and_hash
+    before = asv_adapter.stored_results(repo, base, regex)
+    after = asv_adapter.stored_results(repo, head, regex)
 
-    conf = Config.load(str(repo / "asv.conf.json"))
-    results_dir = repo / conf.results_dir
-    machine = Machine.get_unique_machine_name()
-    units = {key: benchmark.get("unit", "")
-             for key, benchmark in json.loads((results_dir / "benchmarks.json").read_text()).items()
-             if isinstance(benchmark, dict)}  # beside the benchmarks, the file's format "version"
+    def value(result: asv_adapter.StoredResult | None):
+        return math.nan if result is None else low_percentile(result.value, result.samples)
 
-    def load(commit):
-        values = {}
-        for result in iter_results_for_machine_and_hash(str(results_dir), machine, commit):
-            for key in result.get_all_result_keys():
-                params = result.get_result_params(key)
-                unrolled = unroll_result(key, params, result.get_result_value(key, params),
-                                         result.get_result_stats(key, params),
-                                         result.get_result_samples(key, params))
-                for name, value, stats, samples in unrolled:
-                    # selected by the name with its parameters, as asv --bench selects
-                    if regex is None or regex.search(name):
-                        values[name] = (low_percentile(value, samples), (stats, samples), units.get(key, ""))
-        return values
-
-    before, after = load(base), load(head)
     rows = []
     for name in sorted(before.keys() | after.keys()):
-        if name not in after:
-            rows.append(Row(name, before[name][0], math.nan, before[name][2], "gone"))
+        old_result, new_result = before.get(name), after.get(name)
+        if new_result is None:
+            rows.append(Row(name, value(old_result), math.nan, old_result.unit if old_result else "", "gone"))
             continue
-        old, old_ss, _ = before.get(name, (math.nan, None, ""))
-        new, new_ss, unit = after[name]
-        status, note = classify(old, new, lambda a, b: _is_result_better(a, b, old_ss, new_ss, factor),
-                                lambda a, b: _is_result_better(b, a, new_ss, old_ss, factor))
-        rows.append(Row(name, old, new, unit, status, note))
+        old, new = value(old_result), value(new_result)
+        old_ss = old_result.stats_and_samples if old_result else None
+        status, note = classify(old, new,
+                                lambda a, b: asv_adapter.is_better(a, b, old_ss, new_result.stats_and_samples, factor),
+                                lambda a, b: asv_adapter.is_better(b, a, new_result.stats_and_samples, old_ss, factor))
+        rows.append(Row(name, old, new, new_result.unit, status, note))
     return rows
 
 
@@ -220,12 +197,9 @@ def fmt_value(value: float | None, unit: str) -> str:
     if math.isnan(value):
         return "n/a"
     if unit == "seconds":
-        for suffix, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-            if value >= scale:
-                return f"{value / scale:.3g} {suffix}"
-        return f"{value / 1e-9:.3g} ns"
+        return fmt.time(value)
     if unit == "bytes":
-        return f"{value / 2**20:,.1f} MiB"
+        return fmt.size(value)
     return f"{value:,.0f}" if unit == "instructions" else f"{value:,.4g}"
 
 

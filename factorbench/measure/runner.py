@@ -19,14 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from factorbench import affinity, bandwidth, machine, threads
-from factorbench.gate import GateResult, check
+from factorbench.measure import affinity
+from factorbench.measure import floors
+from factorbench.measure import machine
+from factorbench.measure import threads
+from factorbench.measure.check import GateResult, check
 from factorbench.kernels import Kernel
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 from factorbench.registry import Implementation, implementations
-from factorbench.results import Measurement, document, write
-from factorbench.timing import measure
+from factorbench.results.schema import Measurement, document, write
+from factorbench.measure.timer import measure
 from factorbench.workloads import run_workload, workload, workloads
 
 CALLS_NEEDED = 4
@@ -284,7 +287,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         # Measured in the same run, so "% of floor" compares like with like: one thread and
         # the run's most threads (or all CPUs), streaming and fresh-output.
         counts = sorted({1, max(options.threads) if options.threads else len(os.sched_getaffinity(0))})
-        meta["bandwidth"] = bandwidth.measure(bandwidth.array_bytes(options.quick), thread_counts=tuple(counts))
+        meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick), thread_counts=tuple(counts))
 
     def save():
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections)

@@ -1,14 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """trig with glibc's vectorised sin and cos (libmvec, AVX2), over OpenMP threads.
 
-A separate extension from _cython_kernels: it links libmvec, which only glibc on x86_64
+A separate extension from cython_loops: it links libmvec, which only glibc on x86_64
 has, so where it cannot be built the other Cython kernels still are (see setup.py).
 """
 
 from cython.parallel cimport prange
 cimport openmp
 
-cdef extern from "_libmvec_trig.h" nogil:
+cdef extern from "libmvec_trig.h" nogil:
     int libmvec_trig_supported()
     void libmvec_trig(const double* a, const double* b, double* out, Py_ssize_t n)
 
