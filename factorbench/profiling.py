@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from factorbench.results.schema import MEMORY_PEAK_KEY
+
 """Measurement extra: RSS at the peak of the calls minus RSS before them (MiB, children included)."""
 DEFAULT_SECONDS = 2.0
 MEMORY_SECONDS = 1.0

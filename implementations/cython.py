@@ -121,8 +121,8 @@ def _libmvec_trig(a, b, out, threads):
 def _libmvec_metrics():
     import platform
 
-    return {**_openmp_metrics(), "vector_math": "glibc libmvec %s: _ZGVdN4v_sin/_ZGVdN4v_cos (AVX2)"
-            % "".join(platform.libc_ver()[1:])}
+    version = "".join(platform.libc_ver()[1:])
+    return {**_openmp_metrics(), "vector_math": f"glibc libmvec {version}: _ZGVdN4v_sin/_ZGVdN4v_cos (AVX2)"}
 
 
 @PARADIGM.implements("trig", name="cython-libmvec", metrics=_libmvec_metrics, settings=THREADS,

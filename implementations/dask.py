@@ -82,7 +82,7 @@ def _execute(kernel: str, build, args: tuple, scheduler: str, chunk_size):
 
 def _draw(kernel: str, call: dict) -> dict:
     """The task graph as an SVG in the run's artifacts folder, or why it was not drawn."""
-    from factorbench.measure.runner import artifacts_dir
+    from factorbench.registry import artifacts_dir
 
     directory = artifacts_dir()
     if directory is None:
@@ -132,7 +132,7 @@ def _sma_graph(chunk, x, window):
     # Each block also reads the window-1 values after it, so it yields one mean per own
     # element; the last block has no follower and yields the valid part only.
     means = source.map_overlap(_block_means, depth={0: (0, window - 1)}, boundary="none", trim=False,
-                               chunks=(blocks[:-1] + (blocks[-1] - window + 1,),), dtype=np.float64,
+                               chunks=((*blocks[:-1], blocks[-1] - window + 1),), dtype=np.float64,
                                window=window)
     return means, source
 

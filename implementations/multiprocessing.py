@@ -42,8 +42,8 @@ from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
 
-from factorbench.parallel import pools
 from factorbench.impls.vectorized import gram_colsum, row_sums, sma_cumsum, trig
+from factorbench.parallel import pools
 from factorbench.registry import Paradigm
 
 SEGMENT_PREFIX = "psm_fb"

@@ -110,7 +110,7 @@ def check_runner() -> dict:
     doc = run(RunOptions(kernels=["trig"], paradigms=["cuda"], quick=True, workloads=[]))
     [row] = doc["results"]
     ok = (row["status"] == "skipped" and row["reason"].startswith("not timed: CUDA simulator")
-          and "correctness gate passed" in row["reason"] and row["extra"].get("cuda_simulator") is True
+          and "correctness check passed" in row["reason"] and row["extra"].get("cuda_simulator") is True
           and row["times"] == [] and row["max_error"] is not None)
     return {"label": RUNNER_LABEL, "ok": ok, "max_error": row["max_error"] or 0.0,
             "message": "" if ok else json.dumps(row)[:500]}
@@ -155,9 +155,9 @@ def main() -> int:
     sys.setswitchinterval(1e-5)
     lock_simulated_shared_arrays()
     import factorbench as fb
-    from factorbench.measure.check import compare
     from factorbench.impls._support import cuda_loops
     from factorbench.kernels import kernel
+    from factorbench.measure.check import compare
 
     production = {name: getattr(cuda_loops, name) for name in SMALL_SHAPE}
 

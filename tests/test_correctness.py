@@ -1,4 +1,4 @@
-"""The correctness gate, run for every registered implementation, and checked itself."""
+"""The correctness check, run for every registered implementation, and checked itself."""
 
 import numpy as np
 import pytest

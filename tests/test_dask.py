@@ -18,11 +18,11 @@ import pytest
 
 pytest.importorskip("distributed", reason="the dask extra is not installed (pip install 'factorbench[dask]')")
 
-from factorbench import implementation, implementations  # noqa: E402
+from factorbench import implementation, implementations
+from factorbench.kernels import kernel, price_walk
+from factorbench.measure.check import check, compare
+from factorbench.measure.runner import RunOptions, run
 from factorbench.parallel import schedulers
-from factorbench.measure.check import check, compare  # noqa: E402
-from factorbench.kernels import kernel, price_walk  # noqa: E402
-from factorbench.measure.runner import RunOptions, run  # noqa: E402
 
 KERNELS = ["sma", "ema", "row_sums", "trig", "gram_colsum"]
 
@@ -89,7 +89,7 @@ def test_block_boundaries_with_nans(chunk_size):
                        ("ema", (x[1:63], 0.05)), ("ema", (x[65:], 1.0))):
         spec = kernel(name)
         actual = implementation(name, "dask")(*args, scheduler="threads", chunk_size=chunk_size)
-        ok, error, why = compare(spec.reference(*args), actual, spec.rtol, spec.atol)
+        ok, _error, why = compare(spec.reference(*args), actual, spec.rtol, spec.atol)
         assert ok, f"{name} chunk_size={chunk_size} n={len(args[0])}: {why}"
 
 

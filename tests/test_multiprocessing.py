@@ -19,7 +19,7 @@ import pytest
 
 import factorbench as fb
 from factorbench.impls import multiprocessing as mp
-from factorbench.measure.check import cases, check
+from factorbench.measure.check import check, expected_outputs
 from factorbench.measure.runner import RunOptions, run
 from factorbench.parallel import pools
 from factorbench.results import analysis
@@ -242,7 +242,7 @@ def test_runner_sweeps_processes_and_tables_show_strong_scaling():
                     and other.result["settings"]["processes"] == 1)
         assert row.vs_one_process == pytest.approx(twin.result["median"] / row.result["median"])
         assert row.efficiency == pytest.approx(row.vs_one_process / processes)
-    cases.cache_clear()  # the check's cached inputs (strided views are passed as they are)
+    expected_outputs.cache_clear()  # the check's cached inputs (strided views are passed as they are)
     assert len(segments()) <= mp.Resident.OUTPUTS_KEPT  # the inputs went with their arrays; outputs are reused
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from factorbench import profiling
+from factorbench.cli import main
 from factorbench.measure import floors as fb_floors
+from factorbench.measure.runner import RunOptions, run
+from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
 from factorbench.report import html as report
 from factorbench.results import analysis, compare
-from factorbench.cli import main
-from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
-from factorbench.measure.runner import RunOptions, run
 from factorbench.results.schema import ResultsError, load, write
 
 HOSTILE = '<script>alert("pwned")</script> $x^2$ & "q"'
@@ -182,8 +182,8 @@ def test_unknown_schema_or_missing_fields_is_one_clear_error(measured, tmp_path,
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(doc))
     assert main(["report", str(broken), "-o", str(out)]) == 2
-    assert "result #0 lacks field(s) median" in capsys.readouterr().err
-    with pytest.raises(ResultsError, match="workload section #0"):
+    assert "results[0]: object missing required field median" in capsys.readouterr().err
+    with pytest.raises(ResultsError, match=r"workloads\[0\]: object missing required field"):
         broken.write_text(json.dumps({**json.loads(measured[0].read_text()), "workloads": [{"rows": []}]}))
         load(broken)
     assert main(["report", str(measured[0]), str(measured[0]), str(measured[0])]) == 2

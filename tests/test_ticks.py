@@ -10,12 +10,11 @@ import pytest
 
 from factorbench.cli import main
 from factorbench.measure.runner import RunOptions, validate_options
-from factorbench.workloads.ticks import columnar, data, stream
+from factorbench.workloads import run_workload
+from factorbench.workloads.ticks import DEFAULTS, columnar, data, main_data, stream
 from factorbench.workloads.ticks.engines import ENGINES, run_once
 from factorbench.workloads.ticks.factors import FACTORS, FactorSpec, compare, reference
 from factorbench.workloads.ticks.isolated import measure, measure_here
-from factorbench.workloads import run_workload
-from factorbench.workloads.ticks import DEFAULTS, main_data
 
 pytest.importorskip("pyarrow", reason="the tick workload needs pyarrow (extra 'ticks')")
 

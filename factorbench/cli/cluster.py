@@ -5,6 +5,7 @@ from __future__ import annotations
 from factorbench.cli.console import say
 from factorbench.cli.parser import Parser, UsageError, count, memory_limit, number
 
+
 def add_parser(sub) -> None:
     cluster = sub.add_parser("cluster", help="start, stop or inspect a Dask scheduler and workers on 127.0.0.1")
     actions = cluster.add_subparsers(dest="action", required=True, parser_class=Parser)

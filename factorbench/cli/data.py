@@ -7,6 +7,7 @@ from rich.markup import escape
 from factorbench.cli.console import console
 from factorbench.cli.parser import Parser, UsageError, count
 
+
 def add_parser(sub) -> None:
     data = sub.add_parser("data", help="generate input data sets")
     data_sub = data.add_subparsers(dest="dataset", required=True, parser_class=Parser)

@@ -6,6 +6,7 @@ from factorbench.cli.console import console
 from factorbench.cli.parser import UsageError, number
 from factorbench.regress.gate import DEFAULT_FACTOR, DEFAULT_THRESHOLD_PCT, MODES
 
+
 def add_parser(sub) -> None:
     gate = sub.add_parser("gate", help="benchmark two commits and exit 1 if HEAD regressed (CI)")
     gate.add_argument("base", metavar="BASE", help="commit to compare against, e.g. main or HEAD~1")

@@ -9,6 +9,7 @@ from factorbench.cli.console import console
 from factorbench.kernels import kernels as kernel_names
 from factorbench.registry import implementations, paradigms, registry
 
+
 def add_parser(sub) -> None:
     listing = sub.add_parser("list", help="show the kernels x paradigms grid and what is unavailable")
     listing.set_defaults(handler=command)

@@ -7,6 +7,7 @@ from rich.markup import escape
 from factorbench.cli.console import console, errors
 from factorbench.cli.parser import UsageError, count, key_value, number
 
+
 def add_parser(sub) -> None:
     profile = sub.add_parser("profile", help="CPU and memory profiles of one implementation")
     profile.add_argument("kernel")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from factorbench.cli.console import console
 from factorbench.cli.parser import UsageError, number
 
+
 def add_parser(sub) -> None:
     report = sub.add_parser("report", help="write the HTML report of a results file, or compare two")
     report.add_argument("results", nargs="+", metavar="RESULTS.json", help="one results file, or two: before after")

@@ -8,8 +8,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from factorbench.cli.console import console, errors
-from factorbench.cli.parser import DEFAULT_JSON, UsageError, chunk_sizes, count, counts, cpu_ids, key_value, number, schedulers
+from factorbench.cli.parser import (
+    DEFAULT_JSON,
+    UsageError,
+    chunk_sizes,
+    count,
+    counts,
+    cpu_ids,
+    key_value,
+    number,
+    schedulers,
+)
 from factorbench.cli.tables import print_gpu, print_tables, print_workloads
+
 
 def add_parser(sub) -> None:
     run = sub.add_parser("run", help="gate, time and tabulate implementations")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
+from factorbench.cli.console import console
 from factorbench.kernels import kernel as get_kernel
 from factorbench.measure import floors
 from factorbench.results import analysis
 from factorbench.results import format as fmt
-from factorbench.cli.console import console
 
 
 def fmt_floor(result: dict, measured: dict) -> str:
@@ -46,7 +46,8 @@ def print_tables(doc: dict) -> None:
             table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt.time(result["median"]),
                           fmt.time(result["iqr"]), f"{analysis.elements_per_s(row):.3g}",
                           fmt.ratio(row.speedup["loop"]), fmt.ratio(row.speedup["library"]),
-                          fmt_floor(result, measured), fmt.time(result.get("cold_call_s")), *(cell(row) for cell in extra_columns.values()),
+                          fmt_floor(result, measured), fmt.time(result.get("cold_call_s")),
+                          *(cell(row) for cell in extra_columns.values()),
                           escape(result.get("reason") or ""), style="bold green" if row.best else None)
         for result in case.unranked:
             table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), result["status"].upper(),

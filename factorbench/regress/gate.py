@@ -87,7 +87,7 @@ def checkout_root(start: Path) -> Path:
     """The git checkout holding asv.conf.json and the benchmark suite."""
     done = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
     root = Path(done.stdout.strip()) if done.returncode == 0 else None
-    if root is None or not (root / "asv.conf.json").is_file() or not (root / "benchmarks" / "cases.py").is_file():
+    if root is None or not (root / "asv.conf.json").is_file() or not (root / "benchmarks" / "suite.py").is_file():
         raise GateError(f"run the gate inside a factorbench checkout: no asv.conf.json and benchmarks/ above {start}")
     return root
 
@@ -182,9 +182,15 @@ def compare_asv(repo: Path, base: str, head: str, regex: re.Pattern | None, fact
             continue
         old, new = value(old_result), value(new_result)
         old_ss = old_result.stats_and_samples if old_result else None
-        status, note = classify(old, new,
-                                lambda a, b: asv_adapter.is_better(a, b, old_ss, new_result.stats_and_samples, factor),
-                                lambda a, b: asv_adapter.is_better(b, a, new_result.stats_and_samples, old_ss, factor))
+        new_ss = new_result.stats_and_samples
+
+        def regressed(a, b, old_ss=old_ss, new_ss=new_ss):
+            return asv_adapter.is_better(a, b, old_ss, new_ss, factor)
+
+        def improved(a, b, old_ss=old_ss, new_ss=new_ss):
+            return asv_adapter.is_better(b, a, new_ss, old_ss, factor)
+
+        status, note = classify(old, new, regressed, improved)
         rows.append(Row(name, old, new, new_result.unit, status, note))
     return rows
 
@@ -335,9 +341,9 @@ def parse_callgrind_dumps(folder: Path, prefix: str) -> dict[str, int]:
 
 def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern | None,
                        work: Path) -> dict[str, dict]:
-    """Run the suite's small cases once each under callgrind against the build in ``site``."""
+    """Run every benchmark at its small size once under callgrind against the build in ``site``."""
     work.mkdir(parents=True, exist_ok=True)
-    listing = work / "cases.json"
+    listing = work / "benchmarks.json"
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                f"--callgrind-out-file={work}/callgrind.out.%p",
                sys.executable, "-P", str(repo / "benchmarks" / "count_instructions.py"),
@@ -357,12 +363,12 @@ def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern |
     if not Path(found["factorbench"]).resolve().is_relative_to(site.resolve()):
         raise GateError(f"the callgrind run imported factorbench from {found['factorbench']}, not from the build "
                         f"of the commit in {site}")
-    cases = found["cases"]
+    counted = found["benchmarks"]
     counts = parse_callgrind_dumps(work, "callgrind.out.")
-    for entry in cases.values():
+    for entry in counted.values():
         if entry["status"] == "ok":
             entry["count"] = counts[entry.pop("label")]
-    return cases
+    return counted
 
 
 def run_callgrind(repo: Path, base: str, head: str, regex: re.Pattern | None, threshold_pct: float,

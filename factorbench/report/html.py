@@ -20,13 +20,13 @@ import jinja2
 from markupsafe import Markup
 
 from factorbench.measure import floors
-from factorbench.results import analysis
 from factorbench.report import plots
-from factorbench.results import schema
+from factorbench.results import analysis, schema
 from factorbench.results import format as fmt
 from factorbench.results.compare import COMPARE_ALPHA, COMPARE_FACTOR, compare_rows
-PROCESS_COLUMNS = fmt.PROCESS_COLUMNS
 from factorbench.results.schema import MEMORY_PEAK_KEY
+
+PROCESS_COLUMNS = fmt.PROCESS_COLUMNS
 
 ARTIFACT_INLINE_LIMIT = 8 * 2**20
 """Artifacts above this size are linked by path instead of inlined, to keep the file usable."""
@@ -146,7 +146,8 @@ def _row_view(row: analysis.Row, rank: int, measured: dict, summaries) -> dict:
         "elements_per_s": f"{analysis.elements_per_s(row):.3g}",
         "vs_loop": fmt.ratio(row.speedup.get("loop")), "vs_vectorized": fmt.ratio(row.speedup.get("vectorized")),
         "vs_library": fmt.ratio(row.speedup.get("library")),
-        "floor": fmt.pct(fraction), "floor_kind": floor_kind, "floor_fraction": fraction, "over_floor": bool(fraction and fraction > 1.05),
+        "floor": fmt.pct(fraction), "floor_kind": floor_kind, "floor_fraction": fraction,
+        "over_floor": bool(fraction and fraction > 1.05),
         "cold": fmt.time(result.get("cold_call_s")), "note": result.get("reason") or "",
         "summary": summaries.get((result["kernel"], result["implementation"]), ""),
     }
@@ -357,7 +358,7 @@ def render(doc: dict, source: str = "") -> str:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def render_comparison(before: dict, after: dict, names: tuple[str, str], factor: float = COMPARE_FACTOR,

@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from factorbench.parallel import pools
 from factorbench.kernels import price_walk
+from factorbench.parallel import pools
 from factorbench.workloads import Workload
 
 APPROACHED = 0.8

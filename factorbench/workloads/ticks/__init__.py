@@ -27,10 +27,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from factorbench.workloads import Workload
 from factorbench.workloads.ticks import data
 from factorbench.workloads.ticks.engines import ENGINES
 from factorbench.workloads.ticks.factors import FactorSpec
-from factorbench.workloads import Workload
 
 CHECK_DATA = {"rows": 20_000, "symbols": 40, "files": 3}
 """Small enough for the loop reference, big enough for every edge: symbols with < 5 kept

@@ -20,6 +20,7 @@ from factorbench.registry import missing_modules
 from factorbench.workloads.ticks import columnar
 from factorbench.workloads.ticks.factors import DEFAULT_SPEC, FACTORS, INPUT_COLUMNS, KEYS, FactorSpec
 
+
 @dataclass(frozen=True)
 class Engine:
     name: str
