@@ -170,6 +170,11 @@ cdef void ema_fixup(double* out, Py_ssize_t start, Py_ssize_t stop, double keep,
     carry never does, so NaN reaches every later output, as in the serial form)."""
     cdef double power = 1.0, term
     cdef Py_ssize_t j
+    if isinf(carry) and keep > 0.0:
+        # keep**(j+1) underflows but is never 0 in the recurrence: the infinity stays
+        for j in range(stop - start):
+            out[start + j] += carry
+        return
     for j in range(stop - start):
         if j % POWER_REFRESH == 0:
             power = pow(keep, <double>(j + 1))
@@ -179,6 +184,13 @@ cdef void ema_fixup(double* out, Py_ssize_t start, Py_ssize_t stop, double keep,
         if term == 0.0:
             break
         out[start + j] += term
+
+
+cdef inline double decayed(double carry, double keep, Py_ssize_t steps) noexcept nogil:
+    """carry * keep**steps, with an infinite carry kept while keep > 0."""
+    if isinf(carry) and keep > 0.0:
+        return carry
+    return carry * pow(keep, <double>steps)
 
 
 def ema_prange(const double[::1] x, double[::1] out, double alpha, int threads):
@@ -202,7 +214,7 @@ def ema_prange(const double[::1] x, double[::1] out, double alpha, int threads):
             if start >= stop:
                 break
             cp[k] = op[start - 1]
-            op[stop - 1] += cp[k] * pow(keep, <double>(stop - start))
+            op[stop - 1] += decayed(cp[k], keep, stop - start)
     for k in prange(1, threads, nogil=True, num_threads=threads, schedule="static"):
         if k * size < n:
             # the chunk's last output was made final by the carry pass

@@ -146,6 +146,14 @@ def ema(x, out, alpha):
         out[i] = previous
 
 
+@njit(cache=True)
+def _decayed(carry, keep, steps):
+    """carry * keep**steps, with an infinite carry kept while keep > 0."""
+    if math.isinf(carry) and keep > 0.0:
+        return carry
+    return carry * keep ** steps
+
+
 @njit(parallel=True, cache=True)
 def ema_parallel(x, out, alpha, chunks):
     """Chunked scan: y[s+j] = local[s+j] + carry * (1-alpha)**(j+1) for a chunk starting
@@ -155,7 +163,9 @@ def ema_parallel(x, out, alpha, chunks):
     2. the carries run through the chunks in order, one power each;
     3. every chunk adds carry * (1-alpha)**(j+1) in parallel, until that term underflows
        to zero (after ~7000 steps for alpha = 0.1), so step 3 rarely reads a whole chunk.
-    A NaN carry never underflows, so a NaN reaches every later output, as in the serial form.
+    A NaN carry never underflows, so a NaN reaches every later output, as in the serial form;
+    nor does an infinite one while keep > 0: the powers underflow, but are never 0 in the
+    recurrence, so the infinity itself is added (inf * 0 would make NaN).
     """
     n = len(x)
     keep = 1.0 - alpha
@@ -181,10 +191,14 @@ def ema_parallel(x, out, alpha, chunks):
         if start >= stop:
             break
         carries[k] = out[start - 1]
-        out[stop - 1] += carries[k] * keep ** (stop - start)
+        out[stop - 1] += _decayed(carries[k], keep, stop - start)
     for k in prange(1, chunks):
         start = k * size
         stop = min(start + size, n) - 1  # the chunk's last output was fixed in step 2
+        if math.isinf(carries[k]) and keep > 0.0:
+            for j in range(stop - start):
+                out[start + j] += carries[k]
+            continue
         power = 1.0
         for j in range(stop - start):
             power = keep ** (j + 1) if j % POWER_REFRESH == 0 else power * keep
