@@ -24,19 +24,9 @@ def add_parser(sub) -> None:
     check.set_defaults(handler=command)
 
 
-def matrix_settings(settings: dict[str, tuple]) -> dict:
-    """The most parallel default of each numeric setting (chunk boundaries get exercised),
-    the first default of the others (Dask's threaded scheduler)."""
-    chosen = {}
-    for key, values in settings.items():
-        numeric = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-        chosen[key] = max(values) if numeric else values[0]
-    return chosen
-
-
 def command(args) -> int:
     from factorbench.kernels import kernels
-    from factorbench.measure.matrix import failing, profile
+    from factorbench.measure.matrix import failing, matrix_settings, profile
     from factorbench.registry import implementations, paradigms
 
     try:

@@ -199,3 +199,14 @@ def short_names(kernel: str) -> dict[str, str]:
 def failing(profiles: Iterable[Profile]) -> list[Profile]:
     """Our implementations that fail a class (the library baselines never count)."""
     return [p for p in profiles if p.ours and p.failures]
+
+
+def matrix_settings(settings: dict[str, tuple]) -> dict:
+    """The settings ``factorbench check`` profiles at: the most parallel default of each
+    numeric setting (so chunk boundaries are crossed), the first default of the others
+    (Dask's threaded scheduler)."""
+    chosen = {}
+    for key, values in settings.items():
+        numeric = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        chosen[key] = max(values) if numeric else values[0]
+    return chosen

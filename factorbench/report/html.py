@@ -325,6 +325,37 @@ def _summary_rows(case_views: list[dict], cases: list[analysis.Case]) -> list[di
     return rows
 
 
+def _correctness_views(doc: dict) -> list[dict]:
+    """Per kernel: the correctness matrix of the run (implementations x input classes) and,
+    in plain text, what each failing cell returned or raised."""
+    by_kernel: dict[str, list[dict]] = defaultdict(list)
+    for profile in doc.get("correctness") or []:
+        by_kernel[profile["kernel"]].append(profile)
+    views = []
+    for kernel, profiles in by_kernel.items():
+        classes = list(dict.fromkeys(cell["input_class"] for p in profiles for cell in p["cells"]))
+        rows, failures = [], []
+        for p in profiles:
+            label = p["implementation"] + "".join(f" {k}={v}" for k, v in (p.get("settings") or {}).items())
+            cells = {cell["input_class"]: cell for cell in p["cells"]}
+            marks = []
+            for name in classes:
+                cell = cells.get(name)
+                outcome = "unavailable" if p.get("reason") else cell["outcome"] if cell else ""
+                marks.append({"outcome": outcome, "mark": {"pass": "✓", "wrong": "✗", "raises": "!"}.get(outcome, "–")})
+                if cell and cell["outcome"] in ("wrong", "raises"):
+                    detail = cell["reason"]
+                    if cell.get("first_bad_index") is not None:
+                        detail += f" (first bad output index {cell['first_bad_index']})"
+                    failures.append({"label": label, "ours": p.get("ours", True), "input_class": name,
+                                     "case": cell.get("case") or "", "outcome": cell["outcome"], "detail": detail})
+            rows.append({"label": label, "paradigm": p["paradigm"], "ours": p.get("ours", True),
+                         "reason": p.get("reason") or "", "marks": marks})
+        views.append({"id": _slug("correctness", kernel), "kernel": kernel, "classes": classes, "rows": rows,
+                      "failures": failures, "ours_failing": sum(1 for f in failures if f["ours"])})
+    return views
+
+
 def render(doc: dict, source: str = "") -> str:
     """The HTML report of one (validated) results document."""
     bandwidth = copy_bandwidth(doc)
@@ -338,6 +369,7 @@ def render(doc: dict, source: str = "") -> str:
     return _environment().get_template("report.html.j2").render(
         title="factorbench report", source=source, machine=_machine_view(doc),
         summary=_summary_rows(case_views, cases), cases=case_views, scaling=_scaling_views(doc, colours),
+        correctness=_correctness_views(doc),
         workloads=[_workload_view(s) for s in doc.get("workloads") or []],
         statuses=dict(statuses), legend=sorted(set(colours) & {r["paradigm"] for r in doc["results"]}),
         colours=colours, generated=_now())
