@@ -131,7 +131,7 @@ def check_window(window, n: int) -> int:
 
 
 def check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 < alpha <= 1.0:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 < float(alpha) <= 1.0:
         raise ValueError(f"alpha must be a number with 0 < alpha <= 1, got {alpha!r}")
     return float(alpha)
 
