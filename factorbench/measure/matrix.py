@@ -76,7 +76,6 @@ def is_ours(impl: Implementation) -> bool:
 @dataclass(frozen=True)
 class Expected:
     label: str
-    args: tuple
     output: np.ndarray | None
     error: str | None
     """The reference's ValueError message, when it raises."""
@@ -85,17 +84,25 @@ class Expected:
 def _expect(spec: Kernel, label: str, args: tuple) -> Expected:
     try:
         with np.errstate(all="ignore"):
-            return Expected(label, args, spec.reference(*args), None)
+            return Expected(label, spec.reference(*args), None)
     except ValueError as exc:
-        return Expected(label, args, None, str(exc))
+        return Expected(label, None, str(exc))
+
+
+def _class_cases(kernel: str, seed: int) -> list[tuple[InputClass, list[tuple[str, tuple]]]]:
+    """Every non-core class of ``kernel`` with its (label, args) cases, drawn afresh: inputs
+    are not kept between profiles (a paradigm may hold resources as long as an input lives,
+    e.g. a shared-memory copy)."""
+    rng = np.random.default_rng(seed)
+    return [(cls, list(cls.cases(rng))) for cls in get_kernel(kernel).classes]
 
 
 @cache
-def expected_classes(kernel: str, seed: int) -> list[tuple[InputClass, list[Expected]]]:
-    """Every non-core class of ``kernel`` with its cases' expected outcomes (the reference runs once)."""
+def expected_outputs(kernel: str, seed: int) -> dict[str, list[Expected]]:
+    """Per class, its cases' expected outcomes: the reference runs once per kernel and seed."""
     spec = get_kernel(kernel)
-    rng = np.random.default_rng(seed)
-    return [(cls, [_expect(spec, label, args) for label, args in cls.cases(rng)]) for cls in spec.classes]
+    return {cls.name: [_expect(spec, label, args) for label, args in cases]
+            for cls, cases in _class_cases(kernel, seed)}
 
 
 def _copy(value):
@@ -124,9 +131,9 @@ def first_bad_index(expected: np.ndarray, actual: np.ndarray, rtol: float, atol:
     return int(bad[0]) if bad.size else None
 
 
-def _run_case(call: Callable, spec: Kernel, cls: InputClass, case: Expected) -> Cell | None:
+def _run_case(call: Callable, spec: Kernel, cls: InputClass, args: tuple, case: Expected) -> Cell | None:
     """None when the case passes, else the failing cell."""
-    inputs = tuple(_copy(a) for a in case.args)
+    inputs = tuple(_copy(a) for a in args)
     try:
         actual = call(*inputs)
     except Exception as exc:
@@ -138,7 +145,7 @@ def _run_case(call: Callable, spec: Kernel, cls: InputClass, case: Expected) -> 
                     exception=type(exc).__name__, message=message)
     if case.error is not None:
         return Cell(cls.name, "wrong", case.label, f"returned a result; expected ValueError: {_short(case.error)}")
-    for before, after in zip(case.args, inputs):
+    for before, after in zip(args, inputs):
         if isinstance(before, np.ndarray) and before is not after and not np.array_equal(before, after, equal_nan=True):
             return Cell(cls.name, "wrong", case.label, "modified its input")
     assert case.output is not None
@@ -180,10 +187,12 @@ def profile(impl: Implementation, seed: int = 0, settings: dict | None = None,
             warnings.simplefilter("ignore", RuntimeWarning)
             return impl(*args, **settings)
 
-    for cls, cases in expected_classes(impl.kernel, seed):
+    expected = expected_outputs(impl.kernel, seed)
+    for cls, cases in _class_cases(impl.kernel, seed):
         if wanted is not None and cls.name not in wanted:
             continue
-        failed = next((cell for case in cases if (cell := _run_case(call, spec, cls, case)) is not None), None)
+        failed = next((cell for (_, args), case in zip(cases, expected[cls.name])
+                       if (cell := _run_case(call, spec, cls, args, case)) is not None), None)
         result.cells.append(failed or Cell(cls.name, "pass"))
     return result
 

@@ -74,7 +74,8 @@ def add_carry(scan: np.ndarray, alpha: float, carry: float) -> None:
     before it. A finite carry touches only the prefix its decay has not underflowed in;
     a NaN reaches the chunk's end, as NaN does in the recurrence."""
     if math.isinf(carry) and alpha < 1.0:
-        scan += carry
+        with np.errstate(invalid="ignore"):  # inf + -inf is the NaN the recurrence gives
+            scan += carry
         return
     length = min(scan.size, reach(alpha)) if math.isfinite(carry) else scan.size
     scan[:length] += carry * np.power(1.0 - alpha, np.arange(1, length + 1, dtype=np.float64))
