@@ -1,0 +1,42 @@
+# factorbench with every CPU paradigm. With a registry: `docker build -t factorbench .`
+# Without one, scripts/container.sh builds a local Debian base and passes it as BASE.
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
+# A C compiler for the Cython kernels, in this stage only. Python's headers come with the
+# python:*-slim images; a plain Debian base needs python3-dev for them.
+# Debian package versions are not pinned: a pin breaks as soon as the mirror moves on.
+# hadolint ignore=DL3008,SC2046
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+       $(python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || echo python3-dev) \
+    && rm -rf /var/lib/apt/lists/*
+COPY . /src
+# setup.py marks the Cython extension optional; here a missing one fails the build.
+RUN python3 -m venv /opt/factorbench \
+    && /opt/factorbench/bin/pip install --no-cache-dir "/src[all]" \
+    && /opt/factorbench/bin/python -c "import factorbench.impls._cython_kernels"
+
+FROM ${BASE}
+# One knob for every thread pool (OpenBLAS, OpenMP, Numba, numexpr): the article's
+# OPENBLAS_NUM_THREADS=1 by default, so process-parallel paradigms do not oversubscribe.
+ARG THREADS=1
+# libgomp: OpenMP of the Cython prange kernels and Numba's threading layer.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 factorbench \
+    && install -d -o factorbench /out
+COPY --from=build /opt/factorbench /opt/factorbench
+ENV PATH=/opt/factorbench/bin:$PATH \
+    OPENBLAS_NUM_THREADS=$THREADS \
+    OMP_NUM_THREADS=$THREADS \
+    NUMBA_NUM_THREADS=$THREADS \
+    NUMEXPR_NUM_THREADS=$THREADS \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    PYTHONDONTWRITEBYTECODE=1
+USER factorbench
+WORKDIR /out
+ENTRYPOINT ["factorbench"]
+CMD ["run", "--quick", "--json", "/out/results.json", "--report", "/out/index.html"]
