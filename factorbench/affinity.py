@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+from factorbench import cgroups
+
 
 def check(cpus: list[int]) -> None:
     """Raise ValueError unless every CPU in ``cpus`` is one this process may run on."""
@@ -12,6 +14,7 @@ def check(cpus: list[int]) -> None:
         return
     if not hasattr(os, "sched_setaffinity"):
         raise ValueError("--cpus needs os.sched_setaffinity, which this platform lacks")
+    cgroups.check_cpus(cpus)
     allowed = os.sched_getaffinity(0)
     outside = sorted(set(cpus) - allowed)
     if outside:
