@@ -84,8 +84,10 @@ def test_quick_run_in_the_container_records_its_limits(image, tmp_path):
     doc = json.loads((tmp_path / "results.json").read_text())
     rows = doc["results"]
     assert {row["kernel"] for row in rows} == {"sma", "gram_colsum"}
-    assert all(row["status"] == "ok" for row in rows), [(r["implementation"], r["status"]) for r in rows
-                                                          if r["status"] != "ok"]
+    # The image has no GPU paradigms: those rows are skipped with the reason; all others pass.
+    not_ok = [(r["implementation"], r["status"], r["reason"]) for r in rows
+              if r["status"] != "ok" and not (r["status"] == "skipped" and r["paradigm"] in ("cuda", "cupy"))]
+    assert not not_ok and any(r["status"] == "ok" for r in rows), not_ok
     machine = doc["machine"]
     assert machine["limits"]["container"] in ("podman", "docker")
     assert machine["limits"]["cpuset"] == [0]
