@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "container.sh"
 IMAGE = "localhost/factorbench:test"
-ENGINE = os.environ.get("ENGINE") or shutil.which("podman") and "podman" or shutil.which("docker") and "docker"
+ENGINE = os.environ.get("ENGINE") or (shutil.which("podman") and "podman") or (shutil.which("docker") and "docker")
 MAX_IMAGE_BYTES = 1.5e9
 BUILD_TIMEOUT_S = 1500  # a first build downloads every dependency; later ones reuse the layer cache
 

@@ -41,7 +41,7 @@ def assert_loopback_only(sockets, expected_at_least: int) -> None:
 def test_cluster_start_listens_on_loopback_only(tmp_path):
     pytest.importorskip("distributed", reason="the dask extra is not installed (pip install 'factorbench[dask]')")
     state = tmp_path / "cluster.json"
-    command = [sys.executable, "-m", "factorbench.cli", "cluster", "start", "--workers", "2",
+    command = [sys.executable, "-m", "factorbench", "cluster", "start", "--workers", "2",
                "--port", str(free_port()), "--state", str(state)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -53,21 +53,21 @@ def test_cluster_start_listens_on_loopback_only(tmp_path):
         # scheduler comm + dashboard, and per worker: nanny comm, worker comm, worker HTTP
         assert_loopback_only(listening(everything), expected_at_least=2 + 3 * 2)
     finally:
-        subprocess.run([sys.executable, "-m", "factorbench.cli", "cluster", "stop", "--state", str(state)],
+        subprocess.run([sys.executable, "-m", "factorbench", "cluster", "stop", "--state", str(state)],
                        capture_output=True, timeout=60)
 
 
 def test_local_cluster_listens_on_loopback_only():
     pytest.importorskip("distributed", reason="the dask extra is not installed (pip install 'factorbench[dask]')")
-    from factorbench import dask_support
+    from factorbench.parallel import schedulers
 
-    dask_support.close_all()
+    schedulers.close_all()
     try:
-        with dask_support.client_for(dask_support.LOCAL_CLUSTER):
-            processes = [psutil.Process()] + psutil.Process().children(recursive=True)
-            assert_loopback_only(listening(processes), expected_at_least=1 + 2 * dask_support.cores())
+        with schedulers.client_for(schedulers.LOCAL_CLUSTER):
+            processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+            assert_loopback_only(listening(processes), expected_at_least=1 + 2 * schedulers.cores())
     finally:
-        dask_support.close_all()
+        schedulers.close_all()
 
 
 def test_overlap_tick_server_listens_on_loopback_only():

@@ -1,0 +1,196 @@
+"""Benchmarks read from the factorbench registry: one per (kernel, implementation,
+settings), with its sizes, memory-order variants and a version hash of its code.
+
+The asv suite (kernels.py), the pytest-benchmark module and the callgrind counter all
+build on these, so a new paradigm appears in every one of them with no list to edit.
+This lives beside the asv suite rather than in the package because asv runs the suite
+of the working tree against every commit it measures, including commits whose
+factorbench predates this file: it uses only the package's public API.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import factorbench as fb
+from factorbench.kernels import Kernel
+from factorbench.measure import sizing
+from factorbench.measure.check import check
+from factorbench.measure.runner import RunOptions, settings_sweep
+
+SEED = 0
+CALL_LIMIT_S = 1.5
+"""An implementation whose one call would take longer than this at a size (the Python
+loops at medium size) is skipped there, so a full ``asv run`` stays within minutes."""
+MEMORY_HEAVY_BYTES = 256 * 2**20
+"""Kernels moving at least this much per call at default size get ``peakmem_`` benchmarks."""
+BASELINE_PARADIGM = "loop"
+"""Speed-ups are quoted against this paradigm, as in the CLI tables."""
+
+
+def identifier(text: str) -> str:
+    return re.sub(r"\W", "_", text)
+
+
+def source_text(func) -> str:
+    """The function's source; a compiled function without source counts by its name."""
+    try:
+        return inspect.getsource(func)
+    except (OSError, TypeError):
+        return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def sizes(spec: Kernel) -> tuple[int, ...]:
+    """(small, medium) values of the kernel's size parameter.
+
+    Medium is the ``--quick`` size; small is one LADDER step above the kernel's trial size
+    (the size model's first step): big enough to leave call overhead behind, small
+    enough for a Python loop to finish in well under a second.
+    """
+    medium = {**spec.defaults, **spec.quick}[spec.size_param]
+    trial = spec.trial.get(spec.size_param)
+    small = trial * sizing.LADDER if trial else medium
+    return tuple(sorted({min(small, medium), medium}))
+
+
+def param_grid(spec: Kernel, medium_only: bool = False) -> list[list]:
+    """asv's params: the sizes, crossed with every variant (memory order...)."""
+    chosen = sizes(spec)[-1:] if medium_only else sizes(spec)
+    return [list(chosen), *(list(values) for values in spec.variants.values())]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    impl: fb.Implementation
+    setting_items: tuple = ()
+    """(name, value) pairs of the implementation's settings for this case (hashable)."""
+
+    @property
+    def settings(self) -> dict:
+        return dict(self.setting_items)
+
+    @property
+    def spec(self) -> Kernel:
+        return fb.kernel(self.impl.kernel)
+
+    @property
+    def name(self) -> str:
+        """A Python identifier: kernel__implementation[__setting_value...]."""
+        parts = [self.impl.kernel, self.impl.name, *(f"{k}_{v}" for k, v in self.settings.items())]
+        return "__".join(identifier(str(part)) for part in parts)
+
+    @property
+    def label(self) -> str:
+        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        return f"{self.impl.kernel}/{self.impl.name}" + (f" ({settings})" if settings else "")
+
+    @property
+    def param_names(self) -> list[str]:
+        return [self.spec.size_param, *self.spec.variants]
+
+    @property
+    def params(self) -> list[list]:
+        return param_grid(self.spec)
+
+    @property
+    def medium_params(self) -> list[list]:
+        return param_grid(self.spec, medium_only=True)
+
+    @property
+    def version(self) -> str:
+        """Changes with the implementation's source, so asv restarts its history then."""
+        return hashlib.sha256(f"{source_text(self.impl.func)}{self.setting_items!r}".encode()).hexdigest()[:16]
+
+    def kernel_params(self, size, *variants) -> dict:
+        spec = self.spec
+        return {**spec.defaults, **spec.quick, spec.size_param: size,
+                **dict(zip(spec.variants, variants))}
+
+    def call(self, *args):
+        return self.impl(*args, **self.settings)
+
+
+def benchmarks(kernel: str | None = None) -> list[Benchmark]:
+    """Every (kernel, implementation, settings) case, available or not."""
+    return [Benchmark(impl, tuple(settings.items())) for impl in fb.implementations(kernel)
+            for settings in settings_sweep(impl, RunOptions())]
+
+
+def baseline(case: Benchmark) -> Benchmark | None:
+    """The first available baseline-paradigm case of the same kernel (None for a baseline)."""
+    if case.impl.paradigm == BASELINE_PARADIGM:
+        return None
+    return next((other for other in benchmarks(case.impl.kernel)
+                 if other.impl.paradigm == BASELINE_PARADIGM and other.impl.available), None)
+
+
+def is_memory_heavy(spec: Kernel) -> bool:
+    return spec.bytes_moved(dict(spec.defaults)) >= MEMORY_HEAVY_BYTES
+
+
+@functools.cache
+def checked(case: Benchmark) -> None:
+    """Raise unless the case runs here and matches the reference (checked once per process)."""
+    if not case.impl.available:
+        raise NotImplementedError(f"{case.label} is unavailable: {case.impl.reason}")
+    result = check(case.impl, SEED, case.settings)
+    if not result.ok:
+        raise AssertionError(f"{case.label} failed the correctness check: {result.message}")
+
+
+@functools.lru_cache(maxsize=4)
+def inputs(kernel: str, params_key: tuple) -> tuple:
+    """Seeded call arguments, built once and kept for every sample (a few sizes at a time:
+    the pytest-benchmark run goes through every case in one process)."""
+    return fb.kernel(kernel).make_args(dict(params_key), np.random.default_rng(SEED))
+
+
+def prepare(case: Benchmark, size, *variants) -> tuple:
+    """Check the benchmark, refuse sizes too slow for it, and return the call arguments."""
+    checked(case)
+    params = case.kernel_params(size, *variants)
+    if not fits(case, tuple(params.items())):
+        raise NotImplementedError(f"{case.label} takes over {CALL_LIMIT_S:g} s a call at "
+                                  f"{case.spec.size_param}={size}; measured at smaller sizes only")
+    return inputs(case.impl.kernel, tuple(params.items()))
+
+
+@functools.cache
+def fits(case: Benchmark, params_key: tuple) -> bool:
+    """Whether one call at these params is predicted to stay under CALL_LIMIT_S, by the
+    size model `factorbench run` uses (factorbench.measure.sizing), climbing from the
+    small size, so the verdict is the same in every asv process: a benchmark skipped in
+    one run and timed in the next would break its history."""
+    params, spec = dict(params_key), case.spec
+    start = {**params, spec.size_param: sizes(spec)[0]}
+    fitted = sizing.fit(spec, case.call, params, CALL_LIMIT_S, SEED, start=start)
+    return fitted.params == params
+
+
+def is_figure(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def write_metric_keys(path: str) -> None:
+    """Numeric ``metrics()`` keys of every available case after one call on its kernel's
+    first (smallest) check input, as JSON ``{case name: [keys]}``: the keys a figure
+    exists for are only known once the implementation has run."""
+    found = {}
+    for case in benchmarks():
+        if case.impl.metrics is None or not case.impl.available:
+            continue
+        _, args = next(iter(case.spec.check_inputs(np.random.default_rng(SEED))))
+        try:
+            case.call(*args)
+            found[case.name] = sorted(key for key, value in case.impl.metrics().items() if is_figure(value))
+        except Exception:  # the suite's gate reports a broken implementation
+            continue
+    Path(path).write_text(json.dumps(found))

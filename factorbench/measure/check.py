@@ -1,0 +1,85 @@
+"""The correctness check: an implementation is compared with the float64 reference on
+awkward inputs before it is ever timed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from factorbench.kernels import kernel as get_kernel
+from factorbench.registry import Implementation
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    max_error: float
+    """Largest relative error seen over the cases that ran (0.0 when identical)."""
+    message: str = ""
+    """What failed: the case label and how (empty when ok)."""
+    cold_call_s: float = 0.0
+    """Duration of the very first call: compile or start-up time for JIT/GPU paradigms."""
+    raised: bool = False
+    """True when the implementation raised instead of returning a wrong value."""
+
+
+def compare(expected: np.ndarray, actual, rtol: float, atol: float) -> tuple[bool, float, str]:
+    """(equal within tolerance, max relative error, why not)."""
+    actual = np.asarray(actual)
+    if actual.shape != expected.shape:
+        return False, float("inf"), f"shape {actual.shape}, expected {expected.shape}"
+    expected_nan, actual_nan = np.isnan(expected), np.isnan(actual)
+    if not np.array_equal(expected_nan, actual_nan):
+        where = int(np.flatnonzero((expected_nan != actual_nan).ravel())[0])
+        return False, float("inf"), f"NaN pattern differs first at flat index {where}"
+    finite = ~expected_nan
+    if not finite.any():
+        return True, 0.0, ""
+    diff = np.abs(actual[finite] - expected[finite])
+    scale = np.abs(expected[finite])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(scale > 0, diff / scale, diff)
+    max_error = float(np.max(rel))
+    if not np.all(diff <= atol + rtol * scale):
+        worst = int(np.argmax(diff - rtol * scale))
+        return False, max_error, (f"value {actual[finite][worst]!r} vs reference {expected[finite][worst]!r} "
+                                  f"(relative error {max_error:.3g} > rtol {rtol:g})")
+    return True, max_error, ""
+
+
+@cache
+def expected_outputs(kernel: str, seed: int) -> list[tuple[str, tuple, np.ndarray]]:
+    """(label, args, expected) for every check case; the reference runs once per kernel."""
+    spec = get_kernel(kernel)
+    return [(label, args, spec.reference(*args)) for label, args in spec.check_inputs(np.random.default_rng(seed))]
+
+
+def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> CheckResult:
+    """Run ``impl`` (with ``settings`` as keywords) on every check case of its kernel;
+    stop at the first mismatch."""
+    spec = get_kernel(impl.kernel)
+    settings = settings or {}
+    max_error = 0.0
+    cold_call_s = None
+    for label, args, expected in expected_outputs(impl.kernel, seed):
+        # order="K": an F-ordered check input must reach the implementation F-ordered.
+        inputs = tuple(a.copy(order="K") if isinstance(a, np.ndarray) and a.flags.owndata else a for a in args)
+        start = time.perf_counter()
+        try:
+            actual = impl(*inputs, **settings)
+        except Exception as exc:
+            return CheckResult(False, max_error, f"case '{label}': raised {type(exc).__name__}: {exc}",
+                              cold_call_s or 0.0, raised=True)
+        if cold_call_s is None:
+            cold_call_s = time.perf_counter() - start
+        for before, after in zip(args, inputs):
+            if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
+                return CheckResult(False, max_error, f"case '{label}': modified its input", cold_call_s)
+        ok, error, why = compare(expected, actual, spec.rtol, spec.atol)
+        max_error = max(max_error, error)
+        if not ok:
+            return CheckResult(False, max_error, f"case '{label}': {why}", cold_call_s)
+    return CheckResult(True, max_error, "", cold_call_s or 0.0)

@@ -1,0 +1,421 @@
+"""The regression gate: benchmark two commits and fail when the second is slower.
+
+Two modes, both reading the asv suite of the working tree (``benchmarks/``) while each
+commit's own factorbench is built and installed:
+
+- ``wall``: ``asv continuous BASE HEAD`` with interleaved rounds and raw samples; a
+  benchmark regresses when the 10th percentile of its samples at HEAD is slower by
+  more than ``factor`` *and* asv's Mann-Whitney test (p < 0.002) says the samples
+  differ, and it does so again when run a second time. Noise on a shared machine
+  needs all three.
+- ``callgrind``: each benchmark at its small size runs once under
+  ``valgrind --tool=callgrind``, with instrumentation switched on (client requests)
+  only around the call, so the count excludes start-up, imports and the correctness
+  gate. Instruction counts are deterministic on one machine and blind to noisy
+  neighbours; a change above ``threshold`` percent fails.
+
+Exit status: 0 no regression, 1 a regression (or a benchmark that fails only at HEAD),
+2 a usage error (unknown commit, missing tool), reported in one line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from factorbench.regress import asv_adapter
+from factorbench.results import format as fmt
+
+MODES = ("wall", "callgrind")
+DEFAULT_FACTOR = 1.2
+DEFAULT_THRESHOLD_PCT = 2.0
+LOW_PERCENTILE = 10
+ASV_ROUNDS = 4
+"""Rounds per commit, interleaved (base, head, base, head...) so slow drifts in machine
+load hit both commits alike."""
+CALLGRIND_HELPER = r"""
+#include <valgrind/callgrind.h>
+void fb_count_start(void) { CALLGRIND_START_INSTRUMENTATION; CALLGRIND_ZERO_STATS; }
+void fb_count_stop(const char *label) { CALLGRIND_DUMP_STATS_AT(label); CALLGRIND_STOP_INSTRUMENTATION; }
+"""
+
+
+class GateError(Exception):
+    """Why the gate could not run (unknown commit, missing tool): one line, exit 2."""
+
+
+@dataclass
+class Row:
+    benchmark: str
+    before: float | None
+    after: float | None
+    unit: str
+    status: str
+    """regressed, improved, unchanged, failed (only at HEAD), fixed, skipped, new, gone, and
+    unconfirmed (wall mode: regressed once, not when run again)."""
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.before and self.after is not None and not math.isnan(self.before) and not math.isnan(self.after):
+            return self.after / self.before
+        return None
+
+
+FAILING = ("regressed", "failed")
+QUIET = ("unchanged", "skipped")
+
+
+# ---------------------------------------------------------------- repository and commits
+
+def checkout_root(start: Path) -> Path:
+    """The git checkout holding asv.conf.json and the benchmark suite."""
+    done = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    root = Path(done.stdout.strip()) if done.returncode == 0 else None
+    if root is None or not (root / "asv.conf.json").is_file() or not (root / "benchmarks" / "suite.py").is_file():
+        raise GateError(f"run the gate inside a factorbench checkout: no asv.conf.json and benchmarks/ above {start}")
+    return root
+
+
+def resolve(repo: Path, revision: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise GateError(f"unknown commit {revision!r}")
+    return done.stdout.strip()
+
+
+def compile_regex(pattern: str | None) -> re.Pattern | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise GateError(f"--bench {pattern!r} is not a valid regular expression: {exc}") from None
+
+
+# ---------------------------------------------------------------- comparison
+
+def classify(old, new, regressed, improved) -> tuple[str, str]:
+    """(status, note) for one benchmark; values are None when it failed, NaN when skipped
+    or absent, and the two predicates compare real values."""
+    if new is None:
+        return ("skipped", "fails at both commits") if old is None else ("failed", "")
+    if old is None:
+        return ("fixed", "") if not math.isnan(new) else ("skipped", "")
+    if math.isnan(new):
+        return "skipped", ""
+    if math.isnan(old):
+        return "new", ""
+    if regressed(old, new):
+        return "regressed", ""
+    if improved(old, new):
+        return "improved", ""
+    return "unchanged", ""
+
+
+def compare_counts(before: dict[str, dict], after: dict[str, dict], threshold_pct: float) -> list[Row]:
+    """Rows for instruction counts: ``{benchmark: {"status": "ok"|"skipped"|"failed", "count", "reason"}}``."""
+    def value(entry):
+        if entry is None or entry["status"] == "skipped":
+            return math.nan
+        return None if entry["status"] == "failed" else float(entry["count"])
+
+    def change_pct(old, new):
+        return (new - old) / old * 100.0 if old else 0.0
+
+    rows = []
+    for name in sorted(before.keys() | after.keys()):
+        if name not in after:
+            rows.append(Row(name, value(before[name]), math.nan, "instructions", "gone"))
+            continue
+        old, new = value(before.get(name)), value(after[name])
+        status, note = classify(old, new, lambda a, b: change_pct(a, b) > threshold_pct,
+                                lambda a, b: change_pct(a, b) < -threshold_pct)
+        reasons = [entry.get("reason", "") for entry in (after[name], before.get(name)) if entry]
+        rows.append(Row(name, old, new, "instructions", status, note or next((r for r in reasons if r), "")))
+    return rows
+
+
+def low_percentile(value, samples):
+    """The gate's statistic for one commit: the LOW_PERCENTILE of asv's raw samples.
+
+    Contention from other processes only ever adds time, so on a shared machine the
+    fast end of the samples moves with the code and the median moves with the load.
+    Without samples (peakmem, or results recorded without them) asv's value is used.
+    """
+    if value is None or not samples:
+        return value
+    return float(np.percentile([sample for sample in samples if sample is not None], LOW_PERCENTILE))
+
+
+def compare_asv(repo: Path, base: str, head: str, regex: re.Pattern | None, factor: float) -> list[Row]:
+    """Rows for asv's stored results of both commits: a regression is a low percentile
+    slower by more than ``factor`` with samples that asv's test (Mann-Whitney U,
+    p < 0.002) finds different."""
+    before = asv_adapter.stored_results(repo, base, regex)
+    after = asv_adapter.stored_results(repo, head, regex)
+
+    def value(result: asv_adapter.StoredResult | None):
+        return math.nan if result is None else low_percentile(result.value, result.samples)
+
+    rows = []
+    for name in sorted(before.keys() | after.keys()):
+        old_result, new_result = before.get(name), after.get(name)
+        if new_result is None:
+            rows.append(Row(name, value(old_result), math.nan, old_result.unit if old_result else "", "gone"))
+            continue
+        old, new = value(old_result), value(new_result)
+        old_ss = old_result.stats_and_samples if old_result else None
+        new_ss = new_result.stats_and_samples
+
+        def regressed(a, b, old_ss=old_ss, new_ss=new_ss):
+            return asv_adapter.is_better(a, b, old_ss, new_ss, factor)
+
+        def improved(a, b, old_ss=old_ss, new_ss=new_ss):
+            return asv_adapter.is_better(b, a, new_ss, old_ss, factor)
+
+        status, note = classify(old, new, regressed, improved)
+        rows.append(Row(name, old, new, new_result.unit, status, note))
+    return rows
+
+
+# ---------------------------------------------------------------- output
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "failed"
+    if math.isnan(value):
+        return "n/a"
+    if unit == "seconds":
+        return fmt.time(value)
+    if unit == "bytes":
+        return fmt.size(value)
+    return f"{value:,.0f}" if unit == "instructions" else f"{value:,.4g}"
+
+
+def print_rows(rows: list[Row], title: str, console: Console) -> None:
+    moved = [row for row in rows if row.status not in QUIET]
+    counts = {status: sum(row.status == status for row in rows) for status in dict.fromkeys(r.status for r in rows)}
+    if moved:
+        table = Table(title=escape(title), title_justify="left")
+        for column in ("change", "before", "after", "ratio", "benchmark", "note"):
+            table.add_column(column, justify="right" if column in ("before", "after", "ratio") else "left")
+        styles = {"regressed": "bold red", "failed": "bold red", "improved": "green", "fixed": "green"}
+        for row in sorted(moved, key=lambda r: (r.status not in FAILING, -(r.ratio or 0))):
+            ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
+            table.add_row(row.status, fmt_value(row.before, row.unit), fmt_value(row.after, row.unit), ratio,
+                          escape(row.benchmark), escape(row.note), style=styles.get(row.status))
+        console.print(table)
+    else:
+        console.print(f"{escape(title)}: nothing moved")
+    console.print(f"{len(rows)} benchmarks compared: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+# ---------------------------------------------------------------- wall mode
+
+def asv_selection(regex: re.Pattern | None) -> str:
+    """The benchmarks the wall gate judges: time_ and peakmem_ ones (track_ figures such as
+    speed-ups are for the graphs: a higher one is better, which asv cannot be told)."""
+    kind = r"\.(?:time|peakmem)_"
+    return kind if regex is None else f"^(?=.*(?:{regex.pattern})).*{kind}"
+
+
+def asv_continuous(repo: Path, base: str, head: str, selection: str, factor: float, console: Console) -> int:
+    command = [sys.executable, "-m", "asv", "continuous", base, head, "--factor", str(factor),
+               "--record-samples", "--interleave-rounds", "-a", f"rounds={ASV_ROUNDS}", "--bench", selection]
+    console.print(f"[dim]$ asv {escape(' '.join(command[3:]))}[/dim]")
+    # asv's progress and its own table go to stderr; the verdict is recomputed from its results.
+    return subprocess.run(command, cwd=repo, stdout=sys.stderr, stderr=subprocess.STDOUT).returncode
+
+
+def run_wall(repo: Path, base: str, head: str, regex: re.Pattern | None, factor: float,
+             console: Console) -> list[Row]:
+    """asv continuous over the selection; what regresses is run again, alone, and fails
+    only if it regresses again: a neighbour's burst of load rarely strikes twice."""
+    if importlib.util.find_spec("asv") is None:
+        raise GateError("asv is not installed; pip install 'factorbench[bench]'")
+    subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=repo, capture_output=True, check=False)
+    selection = asv_selection(regex)
+    code = asv_continuous(repo, base, head, selection, factor, console)
+    rows = compare_asv(repo, base, head, re.compile(selection), factor)
+    if not rows:
+        raise GateError(f"asv continuous exited {code} without results for both commits (see its output above)")
+    suspects = [row for row in rows if row.status == "regressed"]
+    if suspects:
+        console.print(f"[yellow]{len(suspects)} regression(s) in the first pass; running them again to confirm[/yellow]")
+        again = "|".join(f"^{re.escape(row.benchmark)}$" for row in suspects)
+        asv_continuous(repo, base, head, again, factor, console)
+        confirmed = {row.benchmark: row for row in compare_asv(repo, base, head, re.compile(again), factor)}
+        for row in suspects:
+            second = confirmed.get(row.benchmark)
+            if second is not None and second.status == "regressed":
+                row.note = f"confirmed: x{second.ratio:.2f} on the second pass"
+            else:
+                row.status = "unconfirmed"
+                row.note = f"x{second.ratio:.2f} on the second pass" if second and second.ratio else "not rerun"
+    return rows
+
+
+# ---------------------------------------------------------------- callgrind mode
+
+def callgrind_helper(cache: Path) -> Path:
+    """A tiny shared library issuing callgrind's client requests, compiled once."""
+    if shutil.which("valgrind") is None:
+        raise GateError("valgrind is not installed (Debian: apt-get install valgrind); --mode callgrind needs it")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise GateError("no C compiler (cc) found; --mode callgrind compiles a small valgrind helper")
+    library = cache / "fb_count.so"
+    if not library.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        source = cache / "fb_count.c"
+        source.write_text(CALLGRIND_HELPER)
+        done = subprocess.run([compiler, "-O1", "-shared", "-fPIC", "-o", str(library), str(source)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["compiler failed"])[0]
+            raise GateError(f"could not build the callgrind helper (valgrind headers missing?): {first}")
+    return library
+
+
+def pip(commit: str, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", *args, "-q"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise GateError(f"could not build commit {commit[:10]}: "
+                        f"{(done.stderr.strip().splitlines() or ['pip failed'])[-1]}")
+
+
+def build_commit(repo: Path, commit: str, cache: Path, console: Console) -> Path:
+    """Install ``commit``'s factorbench (compiled parts included) into its own folder, once."""
+    site = cache / "builds" / commit
+    if (site / ".complete").exists():
+        return site
+    console.print(f"[dim]building {commit[:10]}[/dim]")
+    with tempfile.TemporaryDirectory(prefix="factorbench-gate-") as tmp:
+        source = Path(tmp) / "src"
+        archive = Path(tmp) / "src.tar"
+        with archive.open("wb") as out:
+            subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", commit], stdout=out, check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(source, filter="data")
+        shutil.rmtree(site, ignore_errors=True)
+        wheels = Path(tmp) / "wheel"
+        pip(commit, "wheel", "--no-deps", "-w", str(wheels), str(source))
+        pip(commit, "install", "--no-deps", "--target", str(site), *map(str, wheels.glob("*.whl")))
+    (site / ".complete").touch()
+    return site
+
+
+def parse_callgrind_dumps(folder: Path, prefix: str) -> dict[str, int]:
+    """{label: instructions} from the dumps callgrind wrote at each client request."""
+    trigger = "desc: Trigger: Client Request: "
+    counts = {}
+    for path in folder.glob(f"{prefix}*"):
+        label, total = None, None
+        with path.open() as lines:
+            for line in lines:
+                if line.startswith(trigger):
+                    label = line[len(trigger):].strip()
+                elif line.startswith("totals:") or (total is None and line.startswith("summary:")):
+                    total = int(line.split()[1])
+        if label is not None and total is not None:
+            counts[label] = total
+    return counts
+
+
+def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern | None,
+                       work: Path) -> dict[str, dict]:
+    """Run every benchmark at its small size once under callgrind against the build in ``site``."""
+    work.mkdir(parents=True, exist_ok=True)
+    listing = work / "benchmarks.json"
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+               f"--callgrind-out-file={work}/callgrind.out.%p",
+               sys.executable, "-P", str(repo / "benchmarks" / "count_instructions.py"),
+               "--helper", str(helper), "--out", str(listing)]
+    if regex is not None:
+        command += ["--bench", regex.pattern]
+    # One thread per pool, and OpenMP threads that sleep rather than spin while they wait
+    # (implementations asking for two threads get them): spinning adds counts that vary.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repo)]), "PYTHONHASHSEED": "0",
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
+           "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", "KMP_BLOCKTIME": "0"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0 or not listing.exists():
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise GateError(f"counting instructions failed (exit {done.returncode}):\n{tail}")
+    found = json.loads(listing.read_text())
+    if not Path(found["factorbench"]).resolve().is_relative_to(site.resolve()):
+        raise GateError(f"the callgrind run imported factorbench from {found['factorbench']}, not from the build "
+                        f"of the commit in {site}")
+    counted = found["benchmarks"]
+    counts = parse_callgrind_dumps(work, "callgrind.out.")
+    for entry in counted.values():
+        if entry["status"] == "ok":
+            entry["count"] = counts[entry.pop("label")]
+    return counted
+
+
+def run_callgrind(repo: Path, base: str, head: str, regex: re.Pattern | None, threshold_pct: float,
+                  console: Console) -> list[Row]:
+    cache = repo / ".asv" / "gate"
+    helper = callgrind_helper(cache)
+    measured = []
+    with tempfile.TemporaryDirectory(prefix="factorbench-callgrind-") as tmp:
+        for commit in (base, head):
+            site = build_commit(repo, commit, cache, console)
+            console.print(f"[dim]counting instructions at {commit[:10]} under callgrind[/dim]")
+            measured.append(count_instructions(repo, site, helper, regex, Path(tmp) / commit))
+    return compare_counts(*measured, threshold_pct)
+
+
+# ---------------------------------------------------------------- entry point
+
+def gate(base: str, head: str, *, mode: str = "wall", bench: str | None = None, factor: float = DEFAULT_FACTOR,
+         threshold_pct: float = DEFAULT_THRESHOLD_PCT, json_path: str | None = None, cwd: Path | None = None,
+         console: Console | None = None) -> int:
+    """Compare ``base`` and ``head``; 0 when nothing regressed, 1 otherwise. Raises GateError."""
+    console = console or Console()
+    if mode not in MODES:
+        raise GateError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not factor > 1.0:
+        raise GateError(f"--factor must be greater than 1, got {factor}")
+    if not threshold_pct > 0.0:
+        raise GateError(f"--threshold must be a positive percentage, got {threshold_pct}")
+    regex = compile_regex(bench)
+    repo = checkout_root(cwd or Path.cwd())
+    base_sha, head_sha = resolve(repo, base), resolve(repo, head)
+    if mode == "wall":
+        rows = run_wall(repo, base_sha, head_sha, regex, factor, console)
+        rule = f"{LOW_PERCENTILE}th percentile slower by more than x{factor:g}, p < 0.002, twice"
+    else:
+        rows = run_callgrind(repo, base_sha, head_sha, regex, threshold_pct, console)
+        rule = f"more than {threshold_pct:g}% more instructions"
+    print_rows(rows, f"{mode} gate {base} ({base_sha[:8]}) -> {head} ({head_sha[:8]}); regression = {rule}",
+               console)
+    failing = [row.benchmark for row in rows if row.status in FAILING]
+    if json_path:
+        Path(json_path).write_text(json.dumps({
+            "mode": mode, "base": base_sha, "head": head_sha, "rule": rule, "regressions": failing,
+            "rows": [{key: None if isinstance(value, float) and math.isnan(value) else value
+                      for key, value in {**asdict(row), "ratio": row.ratio}.items()} for row in rows]}, indent=1))
+    if failing:
+        console.print(f"[bold red]REGRESSION[/bold red] in {len(failing)} benchmark(s): {escape(', '.join(failing))}")
+        return 1
+    console.print("[green]no regression[/green]")
+    return 0
