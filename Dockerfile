@@ -24,7 +24,7 @@ RUN python3 /src/scripts/requirements.py all > /tmp/requirements.txt \
 COPY . /src
 # setup.py marks the Cython extension optional; here a missing one fails the build.
 RUN /opt/factorbench/bin/pip install --no-cache-dir --no-deps /src \
-    && /opt/factorbench/bin/python -c "import factorbench.impls._cython_kernels"
+    && /opt/factorbench/bin/python -c "import factorbench.impls._support.cython_loops"
 
 FROM ${BASE}
 # One knob for every thread pool (OpenBLAS, OpenMP, Numba, numexpr): the article's
