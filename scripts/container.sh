@@ -19,7 +19,7 @@
 # Settings (environment): ENGINE (podman|docker, default: podman if installed), IMAGE
 # (default localhost/factorbench:latest), BASE (base image; default python:3.11-slim where
 # it is present or can be pulled, else $LOCAL_BASE), THREADS (build arg, default 1),
-# OUT_DIR (run: default ./out).
+# OUT_DIR (run: default ./out), SHM_SIZE (run: /dev/shm size, default 2g).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -141,7 +141,9 @@ cmd_run() {
         mount="$out:/out"
         user=(--user "$(id -u):$(id -g)" -e HOME=/tmp)
     fi
-    "$ENGINE" run --rm -v "$mount" "${user[@]}" "${engine_args[@]}" "$IMAGE" "$@"
+    # The multiprocessing paradigm shares its arrays through /dev/shm, 64 MB by default in a
+    # container: less than one default-size input. A --shm-size given here comes later and wins.
+    "$ENGINE" run --rm -v "$mount" --shm-size "${SHM_SIZE:-2g}" "${user[@]}" "${engine_args[@]}" "$IMAGE" "$@"
 }
 
 cmd_env() {

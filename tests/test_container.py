@@ -107,3 +107,15 @@ def test_cpus_outside_the_container_cpu_set_is_refused(image, tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert "--cpus: CPU(s) 1 are outside this container's CPU set" in last and last.endswith("choose from 0"), last
+
+
+@needs_engine
+def test_too_small_dev_shm_fails_the_row_not_the_run(image, tmp_path):
+    """A container's /dev/shm is a small tmpfs: a segment past its free space must be a
+    failed row with the reason, not a SIGBUS that ends the run."""
+    done = script("run", "--shm-size", "16m", "--", "run", "--kernel", "gram_colsum",
+                  "--implementation", "multiprocessing-shm", "--size", "20000", "--processes", "1",
+                  "--repeat", "3", "--json", "/out/results.json", out=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [row] = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert row["status"] == "failed" and "free in /dev/shm" in row["reason"], row
