@@ -106,7 +106,8 @@ def test_cpus_outside_the_container_cpu_set_is_refused(image, tmp_path):
                   out=tmp_path, timeout=300)
     assert done.returncode == 2, done.stdout + done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert "--cpus: CPU(s) 1 are outside this container's CPU set" in last and last.endswith("choose from 0"), last
+    assert last.endswith("--cpus: CPU(s) 1 not available to this process; choose from 0 "
+                         f"(the {ENGINE} container's CPU set is 0: --cpuset-cpus)"), last
 
 
 @needs_engine

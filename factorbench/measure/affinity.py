@@ -14,12 +14,11 @@ def check(cpus: list[int]) -> None:
         return
     if not hasattr(os, "sched_setaffinity"):
         raise ValueError("--cpus needs os.sched_setaffinity, which this platform lacks")
-    cgroups.check_cpus(cpus)
     allowed = os.sched_getaffinity(0)
     outside = sorted(set(cpus) - allowed)
     if outside:
         raise ValueError(f"--cpus: CPU(s) {', '.join(map(str, outside))} not available to this process; "
-                         f"choose from {', '.join(map(str, sorted(allowed)))}")
+                         f"choose from {', '.join(map(str, sorted(allowed)))}{cgroups.container_hint()}")
 
 
 @contextlib.contextmanager

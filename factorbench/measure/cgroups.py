@@ -119,16 +119,12 @@ def limits() -> dict:
     return {"container": container_engine(), **found}
 
 
-def check_cpus(cpus: list[int]) -> None:
-    """Raise ValueError unless every CPU asked for is in this container's CPU set (outside
-    a container the process's affinity is the whole check)."""
+def container_hint() -> str:
+    """' (the podman container's CPU set is 0-1: --cpuset-cpus)' inside a container whose
+    CPU set is known; '' elsewhere. For messages about CPUs a run cannot use."""
     engine = container_engine()
-    if not cpus or engine is None:
-        return
-    allowed = limits()["cpuset"]
-    if allowed is None:
-        return
-    outside = sorted(set(cpus) - set(allowed))
-    if outside:
-        raise ValueError(f"--cpus: CPU(s) {', '.join(map(str, outside))} are outside this container's CPU set "
-                         f"({engine} --cpuset-cpus); choose from {', '.join(map(str, allowed))}")
+    cpuset = limits()["cpuset"] if engine else None
+    if not cpuset:
+        return ""
+    shown = ",".join(map(str, cpuset))
+    return f" (the {engine} container's CPU set is {shown}: --cpuset-cpus)"
