@@ -49,6 +49,7 @@ from factorbench.parallel import pools
 from factorbench.registry import Paradigm
 
 SEGMENT_PREFIX = "psm_fb"
+SHM_DIR = "/dev/shm"
 """Segment names are psm_fb<creator pid>_<random>, so a leaked one names its process."""
 
 
@@ -81,6 +82,14 @@ class Block:
 
 
 def _new_segment(nbytes: int) -> SharedMemory:
+    # /dev/shm is a tmpfs: a segment larger than its free space is created all the same,
+    # and touching the pages past the end kills the process with SIGBUS.
+    with contextlib.suppress(OSError):
+        shm = os.statvfs(SHM_DIR)
+        free = shm.f_bavail * shm.f_frsize
+        if nbytes > free:
+            raise MemoryError(f"shared memory: {nbytes:,} bytes needed, {free:,} free in {SHM_DIR} "
+                              "(a container's default is 64 MB: run it with --shm-size)")
     while True:
         name = f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         try:

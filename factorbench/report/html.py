@@ -283,6 +283,19 @@ def _cpu_list(cores) -> str:
     return ",".join(f"{low}-{high}" if high != low else f"{low}" for low, high in ranges)
 
 
+def _container(limits) -> str:
+    """Where the run ran and what its cgroup allowed: engine, CPU set, CPU quota, memory."""
+    if not isinstance(limits, dict):
+        return "not recorded"
+    quota = limits.get("cpu_quota")
+    memory = limits.get("memory_limit_bytes")
+    allowed = (f"cgroup CPU set {_cpu_list(limits.get('cpuset'))}, "
+               + (f"CPU quota {quota:g} CPUs" if fmt.is_number(quota) else "no CPU quota") + ", "
+               + (f"memory limit {fmt.size(memory)}" if fmt.is_number(memory) else "no memory limit"))
+    engine = limits.get("container")
+    return f"{engine} container; {allowed}" if engine else f"none; {allowed}"
+
+
 def _machine_view(doc: dict) -> dict:
     m, options = doc["machine"], doc["options"]
     bandwidth = m.get("bandwidth") or {}
@@ -302,6 +315,7 @@ def _machine_view(doc: dict) -> dict:
         ("OS", m.get("os", "unknown")),
         ("Python", f"{m.get('python', '?')} ({m.get('python_implementation', '?')})"),
         ("CPU affinity", pinning),
+        ("container", _container(m.get("limits"))),
         ("threads", ", ".join(f"{k}={v}" for k, v in threads.items()) or "defaults"),
         ("thread env", ", ".join(f"{k}={v}" for k, v in (m.get("thread_env") or {}).items()) or "none set"),
         ("memory bandwidth", f"copy {bandwidth['copy_GBps']:.1f} GB/s, read {bandwidth['read_GBps']:.1f} GB/s "
