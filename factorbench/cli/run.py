@@ -57,6 +57,8 @@ def add_parser(sub) -> None:
                      help="Dask block size in elements, or auto (two blocks per worker thread; default)")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
+    run.add_argument("--wide", action="store_true",
+                     help="every column in the tables (default: only from 160 columns; all are in the JSON)")
     run.add_argument("--report", metavar="PATH", help="also write the HTML report to PATH")
     run.add_argument("--profile", action="store_true",
                      help="after timing, profile every passing implementation (CPU and memory flame graphs, "
@@ -109,7 +111,7 @@ def command(args) -> int:
         except KeyboardInterrupt:
             errors.print(f"interrupted: results measured so far are in {args.json}")
             return 130
-    print_tables(doc)
+    print_tables(doc, wide=True if args.wide else None)
     print_gpu(doc)
     print_workloads(doc)
     console.print(f"results: {args.json}")
