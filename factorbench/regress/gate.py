@@ -25,6 +25,7 @@ Exit status: 0 no regression, 1 a regression (or a benchmark that fails only at 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -340,9 +341,25 @@ def pip(commit: str, *args: str) -> None:
                         f"{(done.stderr.strip().splitlines() or ['pip failed'])[-1]}")
 
 
+BUILD_INPUTS = ("factorbench", "implementations", "setup.py", "pyproject.toml", "MANIFEST.in")
+"""What a build is made of: commits that differ elsewhere only (docs, tests, the
+benchmark suite, which is read from the working tree) share one build."""
+
+
+def build_key(repo: Path, commit: str) -> str:
+    """The git object ids of the commit's build inputs, hashed: the build cache's key."""
+    ids = []
+    for path in BUILD_INPUTS:
+        done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{commit}:{path}"],
+                              capture_output=True, text=True)
+        ids.append(f"{path}={done.stdout.strip()}")
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:20]
+
+
 def build_commit(repo: Path, commit: str, cache: Path, console: Console) -> Path:
-    """Install ``commit``'s factorbench (compiled parts included) into its own folder, once."""
-    site = cache / "builds" / commit
+    """Install ``commit``'s factorbench (compiled parts included) into its own folder, once
+    per distinct set of build inputs."""
+    site = cache / "builds" / build_key(repo, commit)
     if (site / ".complete").exists():
         return site
     console.print(f"[dim]building {commit[:10]}[/dim]")

@@ -168,3 +168,19 @@ def value(figure: float | None, unit: str) -> str:
     if unit == "bytes":
         return fmt.size(figure)
     return f"{figure:,.0f}" if unit == "instructions" else f"{figure:,.4g}"
+
+
+def bisect(outcome: dict) -> str:
+    """The bisection's outcome (``Outcome.to_dict()``): the culprit and every probe."""
+    culprit = outcome["culprit"]
+    out = Writer()
+    head = (f"first regressed commit **{culprit['commit'][:10]}** {cell(culprit['subject'])} "
+            f"(x{culprit['ratio']:.3f})" if culprit else cell(outcome["message"]))
+    out.add(f"## factorbench bisect: {head}", "",
+            f"{outcome['commits']} commit(s) after {outcome['good'][:10]} up to {outcome['bad'][:10]}; "
+            f"{cell(outcome['message'])}.", "")
+    out.add(*table(["commit", "subject", "state", "ratio", "note"],
+                   [[f"`{p['commit'][:10]}`", p["subject"], p["state"],
+                     f"{p['ratio']:.3f}" if p["ratio"] is not None else "-",
+                     ", ".join(p["benchmarks"]) or p["reason"]] for p in outcome["probes"]], "lllrl"), "")
+    return out.text()
