@@ -75,12 +75,20 @@ class Judge:
         self.factor, self.threshold_pct, self.console, self.work = factor, threshold_pct, console, work
         self.cache = repo / ".asv" / "gate"
         self.baseline: tuple[dict, dict] | None = None
+        self.counted: dict[str, dict[str, dict]] = {}
+        """Counts per build: commits with the same build inputs run the same code."""
 
     def count(self, commit: str, run: str) -> dict[str, dict]:
+        key = gate.build_key(self.repo, commit)
+        if run != "good-again" and key in self.counted:
+            self.console.print(f"[dim]{commit[:10]} has the same build as one counted already[/dim]")
+            return self.counted[key]
         helper = gate.callgrind_helper(self.cache)
         site = gate.build_commit(self.repo, commit, self.cache, self.console)
         self.console.print(f"[dim]counting instructions at {commit[:10]} under callgrind[/dim]")
-        return gate.count_instructions(self.repo, site, helper, self.regex, self.work / run)
+        counts = gate.count_instructions(self.repo, site, helper, self.regex, self.work / run)
+        self.counted.setdefault(key, counts)
+        return counts
 
     def rows(self, commit: str) -> list[gate.Row]:
         if self.mode == "wall":
