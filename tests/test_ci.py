@@ -200,7 +200,7 @@ def test_workflow_runs_the_readme_test_command_and_bisect():
 
 GOOD_LINE = '    """Difference of a cumulative sum, NaN-safe and centred to keep float64 precision."""\n'
 SLOWER = GOOD_LINE + (
-    "    half = np.asarray(x, dtype=np.float64)[: len(x) // 2]  # injected: half the work again\n"
+    "    half = np.asarray(x, dtype=np.float64)[: len(x) // 2 + 1]  # injected: half the work again\n"
     "    np.cumsum(np.where(np.isnan(half), 0.0, half - half[0]))[window:] / window\n")
 BENCH = r"sma__vectorized_cumsum\.time_call\(32000\)"
 
@@ -270,7 +270,9 @@ def test_bisect_names_the_commit_that_regressed(history):
     clone, ids = history
     done = bisect_cli(clone, ids["c1"], ids["c5"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("first regressed commit:"))
+    found = [line for line in done.stdout.splitlines() if line.startswith("first regressed commit:")]
+    assert found, done.stdout[-3000:]
+    line = found[0]
     assert line.startswith(f"first regressed commit: {ids['c3'][:10]} c3: vectorized-cumsum does half its work")
     ratio = float(re.search(r" x([\d.]+) ", line).group(1))
     assert 1.2 < ratio < 2.0, line
