@@ -200,8 +200,8 @@ def test_workflow_runs_the_readme_test_command_and_bisect():
 
 GOOD_LINE = '    """Difference of a cumulative sum, NaN-safe and centred to keep float64 precision."""\n'
 SLOWER = GOOD_LINE + (
-    "    half = np.asarray(x, dtype=np.float64)[: len(x) // 2 + 1]  # injected: half the work again\n"
-    "    np.cumsum(np.where(np.isnan(half), 0.0, half - half[0]))[window:] / window\n")
+    "    again = np.asarray(x, dtype=np.float64)  # injected: the centring and cumulative sum again\n"
+    "    np.cumsum(np.where(np.isnan(again), 0.0, again - again[0]))[window:] / window\n")
 BENCH = r"sma__vectorized_cumsum\.time_call\(32000\)"
 
 
@@ -225,7 +225,7 @@ def commit(repo, message, path=None, old=None, new=None):
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
     """A clone of this checkout with commits made for the purpose. main: c1..c5, where c3
-    makes vectorized-cumsum do half its work again; side (from c2): d3 README, d4 breaks
+    makes vectorized-cumsum redo most of its work (about 1.5x); side (from c2): d3 README, d4 breaks
     the build, d5 mends it and brings c3's slowdown, d6 README. Builds are shared by the
     commits with the same build inputs, so only two (and one failing) are made."""
     if shutil.which("valgrind") is None:
@@ -247,7 +247,7 @@ def history(tmp_path_factory):
     git(clone, "commit", "-q", "--allow-empty", "-m", "c0: the checkout under test")
     ids = {"c1": commit(clone, "c1: docs")}
     ids["c2"] = commit(clone, "c2: docs")
-    ids["c3"] = commit(clone, "c3: vectorized-cumsum does half its work again", "implementations/vectorized.py",
+    ids["c3"] = commit(clone, "c3: vectorized-cumsum does its work again", "implementations/vectorized.py",
                        GOOD_LINE, SLOWER)
     ids["c4"] = commit(clone, "c4: docs")
     ids["c5"] = commit(clone, "c5: docs")
@@ -256,7 +256,7 @@ def history(tmp_path_factory):
     ids["d4"] = commit(clone, "d4: a setup.py that does not build", "setup.py", "from Cython.Build import cythonize",
                        "from Cython.Build import cythonize, no_such_name")
     (clone / "setup.py").write_text(git(clone, "show", f"{ids['c2']}:setup.py") + "\n")
-    ids["d5"] = commit(clone, "d5: mend setup.py; vectorized-cumsum does half its work again", "implementations/vectorized.py",
+    ids["d5"] = commit(clone, "d5: mend setup.py; vectorized-cumsum does its work again", "implementations/vectorized.py",
                        GOOD_LINE, SLOWER)
     ids["d6"] = commit(clone, "d6: docs")
     return clone, ids
@@ -273,7 +273,7 @@ def test_bisect_names_the_commit_that_regressed(history):
     found = [line for line in done.stdout.splitlines() if line.startswith("first regressed commit:")]
     assert found, done.stdout[-3000:]
     line = found[0]
-    assert line.startswith(f"first regressed commit: {ids['c3'][:10]} c3: vectorized-cumsum does half its work")
+    assert line.startswith(f"first regressed commit: {ids['c3'][:10]} c3: vectorized-cumsum does its work again")
     ratio = float(re.search(r" x([\d.]+) ", line).group(1))
     assert 1.2 < ratio < 2.0, line
 
