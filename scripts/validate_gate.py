@@ -33,8 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 TARGET_FILE = "implementations/vectorized.py"
-TARGET_LINE = "    centred = np.where(nan, 0.0, x - anchor)\n"
-INJECTED = TARGET_LINE + "    np.cumsum(np.where(nan, 0.0, x - anchor))  # injected: redoes part of the work\n"
+TARGET_LINE = "    centred = np.where(finite, x - anchor, 0.0)\n"
+INJECTED = TARGET_LINE + "    np.cumsum(np.where(finite, x - anchor, 0.0))  # injected: redoes part of the work\n"
 TARGET_BENCHMARK = re.compile(r"^kernels\.sma__vectorized_cumsum\.")
 DEFAULT_BENCH = r"sma__(vectorized|bottleneck)"
 

@@ -198,10 +198,10 @@ def test_workflow_runs_the_readme_test_command_and_bisect():
 
 # ---------------------------------------------------------------- bisect
 
-GOOD_LINE = '    """Difference of a cumulative sum, NaN-safe and centred to keep float64 precision."""\n'
+GOOD_LINE = "    infinities counted per window by cumulative counts of their own.\"\"\"\n"
 SLOWER = GOOD_LINE + (
-    "    again = np.asarray(x, dtype=np.float64)  # injected: the centring and cumulative sum again\n"
-    "    np.cumsum(np.where(np.isnan(again), 0.0, again - again[0]))[window:] / window\n")
+    "    again = np.asarray(x, dtype=np.float64)  # injected: a masked cumulative sum again\n"
+    "    np.cumsum(np.where(np.isfinite(again), again, 0.0))[window:] / window\n")
 BENCH = r"sma__vectorized_cumsum\.time_call\(32000\)"
 
 
