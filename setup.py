@@ -6,8 +6,8 @@ from setuptools import Extension, setup
 OPENMP = ["-fopenmp"]  # the *_prange kernels; GCC and Clang with libomp accept it
 
 kernels = Extension(
-    "factorbench.impls._cython_kernels",
-    ["implementations/_cython_kernels.pyx"],
+    "factorbench.impls._support.cython_loops",
+    ["implementations/_support/cython_loops.pyx"],
     extra_compile_args=["-O3", *OPENMP],
     extra_link_args=OPENMP,
     # Without a working compiler the package still installs; the cython paradigm then

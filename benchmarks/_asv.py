@@ -6,7 +6,7 @@ import functools
 
 import factorbench as fb
 
-from . import cases
+from . import suite
 
 BENCHMARK_PREFIXES = ("time_", "peakmem_", "track_")
 
@@ -33,7 +33,7 @@ class Absent(type):
 
     def __getattr__(cls, attr):
         if attr.startswith(BENCHMARK_PREFIXES):
-            return method(_skipped, params=cases.param_grid(cls.spec, medium_only=not attr.startswith("time_")),
+            return method(_skipped, params=suite.param_grid(cls.spec, medium_only=not attr.startswith("time_")),
                           param_names=cls.param_names)
         raise AttributeError(attr)
 

@@ -3,12 +3,12 @@
 Started by ``factorbench gate --mode callgrind`` as
 
     valgrind --tool=callgrind --instr-atstart=no python -P benchmarks/count_instructions.py \
-        --helper fb_count.so --out cases.json [--bench REGEX]
+        --helper fb_count.so --out suite.json [--bench REGEX]
 
 with the commit under test first on PYTHONPATH. Everything else (imports, the
-correctness gate, building inputs, a warm-up call) runs uninstrumented; the helper's
+correctness check, building inputs, a warm-up call) runs uninstrumented; the helper's
 client requests switch instrumentation on around the call and dump its count under a
-label, which cases.json maps back to the benchmark. Thread pools are limited to one
+label, which suite.json maps back to the benchmark. Thread pools are limited to one
 thread: valgrind serialises threads, and spinning workers would make counts vary.
 """
 
@@ -30,15 +30,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import factorbench
-    from benchmarks import cases
-    from factorbench import threads
+    from benchmarks import suite
+    from factorbench.measure import threads
 
     helper = ctypes.CDLL(args.helper)
     helper.fb_count_stop.argtypes = [ctypes.c_char_p]
     selected = re.compile(args.bench) if args.bench else None
     found = {}
     with threads.limited(1):
-        for case in cases.cases():
+        for case in suite.benchmarks():
             size, *_ = case.params[0]
             for variants in itertools.product(*case.params[1:]):
                 # named and selected as asv names the benchmark's small-size run
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
                 if selected is not None and not selected.search(name):
                     continue
                 try:
-                    inputs = cases.prepare(case, size, *variants)
+                    inputs = suite.prepare(case, size, *variants)
                     case.call(*inputs)  # warm-up: lazy imports, JIT compilation, caches
                 except NotImplementedError as exc:
                     found[name] = {"status": "skipped", "reason": str(exc)}
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                 case.call(*inputs)
                 helper.fb_count_stop(label.encode())
                 found[name] = {"status": "ok", "label": label}
-    Path(args.out).write_text(json.dumps({"factorbench": factorbench.__file__, "cases": found}, indent=1))
+    Path(args.out).write_text(json.dumps({"factorbench": factorbench.__file__, "benchmarks": found}, indent=1))
     return 0
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import factorbench as fb
 
-from . import _asv, cases
+from . import _asv, suite
 
 
 def metric_keys() -> dict[str, list[str]]:
-    with_metrics = [case for case in cases.cases() if case.impl.metrics is not None and case.impl.available]
+    with_metrics = [case for case in suite.benchmarks() if case.impl.metrics is not None and case.impl.available]
     if not with_metrics:
         return {}
     code = json.dumps([fb.__file__, *(case.version for case in with_metrics)])
@@ -36,7 +36,7 @@ def metric_keys() -> dict[str, list[str]]:
         partial = cache.with_suffix(".partial")
         # -P and appending the suite's parent keep the installed factorbench first on the path
         subprocess.run([sys.executable, "-P", "-c", "import sys; sys.path.append(sys.argv[1]); "
-                        "from benchmarks import cases; cases.write_metric_keys(sys.argv[2])",
+                        "from benchmarks import suite; suite.write_metric_keys(sys.argv[2])",
                         str(Path(__file__).resolve().parents[1]), str(partial)],
                        check=True, stdout=subprocess.DEVNULL, timeout=600)
         partial.replace(cache)
@@ -46,17 +46,17 @@ def metric_keys() -> dict[str, list[str]]:
 def measure_figures(names=None) -> dict:
     """{case name: {params: figures}}, each from one call at medium size after the gate."""
     figures = {}
-    for case in cases.cases():
+    for case in suite.benchmarks():
         if case.name not in (FIGURE_CASES if names is None else names):
             continue
         for params in itertools.product(*case.medium_params):
             try:
-                args = cases.prepare(case, *params)
+                args = suite.prepare(case, *params)
             except NotImplementedError:
                 continue
             case.call(*args)
             figures.setdefault(case.name, {})[params] = {
-                key: value for key, value in case.impl.metrics().items() if cases.is_figure(value)}
+                key: value for key, value in case.impl.metrics().items() if suite.is_figure(value)}
     return figures
 
 
@@ -74,17 +74,17 @@ def _track(key):
     return track
 
 
-def figures_class(case: cases.BenchCase, keys: list[str]) -> type:
+def figures_class(case: suite.Benchmark, keys: list[str]) -> type:
     body = {"case": case, "version": case.version, "params": case.medium_params, "param_names": case.param_names,
             "setup_cache": _setup_cache}
     for key in keys:
-        body[f"track_{cases.identifier(key)}"] = _asv.method(_track(key), unit=key)
+        body[f"track_{suite.identifier(key)}"] = _asv.method(_track(key), unit=key)
     return type(case.name, (), body)
 
 
 FIGURE_CASES = metric_keys()
 globals().update({case.name: figures_class(case, FIGURE_CASES[case.name])
-                  for case in cases.cases() if FIGURE_CASES.get(case.name)})
+                  for case in suite.benchmarks() if FIGURE_CASES.get(case.name)})
 
 
 def __getattr__(name):

@@ -5,7 +5,7 @@ implementation, settings), named ``<kernel>__<implementation>[__<setting>_<value
   variants (memory order). Implementations too slow at a size (the Python loops at
   medium size) skip it.
 - ``peakmem_call``: peak resident memory of the process around one call at medium size,
-  for the kernels that move the most memory (``cases.MEMORY_HEAVY_BYTES``). It includes
+  for the kernels that move the most memory (``suite.MEMORY_HEAVY_BYTES``). It includes
   the interpreter and whatever setup built, so ``track_peak_allocated`` beside it gives
   the call's own figure: the most bytes it held allocated at once (tracemalloc, which
   sees NumPy's buffers): output plus temporaries.
@@ -14,7 +14,7 @@ implementation, settings), named ``<kernel>__<implementation>[__<setting>_<value
 
 The figures implementations report through ``metrics()`` are tracked in figures.py.
 
-``setup`` builds the inputs (outside the timed region) and runs the correctness gate,
+``setup`` builds the inputs (outside the timed region) and runs the correctness check,
 so a wrong implementation fails loudly instead of being timed; an unavailable one raises
 NotImplementedError, which asv reports as skipped. Each class's ``version`` hashes the
 implementation's source, so its history restarts when its code changes.
@@ -26,16 +26,16 @@ import functools
 import tracemalloc
 
 import factorbench as fb
-from factorbench.gate import cases as reference_cases
-from factorbench.timing import measure
+from factorbench.measure.check import expected_outputs
+from factorbench.measure.timer import measure
 
-from . import _asv, cases
+from . import _asv, suite
 
 TRACK_REPEAT = 3
 
 
 def _setup(self, size, *variants):
-    self.args = cases.prepare(self.case, size, *variants)
+    self.args = suite.prepare(self.case, size, *variants)
     self.call = functools.partial(self.case.impl.func, **self.case.settings)
 
 
@@ -59,15 +59,15 @@ def _per_element_s(case, call, args, params) -> float:
 
 def _speedup_vs_loop(self, size, *variants):
     """Per element, so the loop is timed at the small size it finishes quickly at."""
-    base = cases.baseline(self.case)
-    base_size = cases.sizes(base.spec)[0]
-    base_args = cases.prepare(base, base_size, *variants)
+    base = suite.baseline(self.case)
+    base_size = suite.sizes(base.spec)[0]
+    base_args = suite.prepare(base, base_size, *variants)
     base_s = _per_element_s(base, base.call, base_args, base.kernel_params(base_size, *variants))
     own_s = _per_element_s(self.case, self.call, self.args, self.case.kernel_params(size, *variants))
     return base_s / own_s
 
 
-def suite_class(case: cases.BenchCase) -> type:
+def suite_class(case: suite.Benchmark) -> type:
     medium = {"params": case.medium_params, "param_names": case.param_names}
     body = {
         "case": case,
@@ -80,22 +80,22 @@ def suite_class(case: cases.BenchCase) -> type:
         "setup": _setup,
         "time_call": _asv.method(_call),
     }
-    if cases.is_memory_heavy(case.spec):
+    if suite.is_memory_heavy(case.spec):
         body["peakmem_call"] = _asv.method(_call, **medium)
         body["track_peak_allocated"] = _asv.method(_peak_allocated, unit="bytes", **medium)
-    base = cases.baseline(case)
+    base = suite.baseline(case)
     if base is not None:
         body["track_speedup_vs_loop"] = _asv.method(_speedup_vs_loop, unit="x", version=case.version + base.version,
                                                 **medium)
     return type(case.name, (), body)
 
 
-globals().update({case.name: suite_class(case) for case in cases.cases()})
+globals().update({case.name: suite_class(case) for case in suite.benchmarks()})
 
 # asv forks every benchmark process from a process that imported this module: computing
-# the correctness gate's float64 references here spares each process the slow ones.
+# the correctness check's float64 references here spares each process the slow ones.
 for _kernel in fb.kernels():
-    reference_cases(_kernel, cases.SEED)
+    expected_outputs(_kernel, suite.SEED)
 
 
 def __getattr__(name):

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-MEMORY_PEAK_KEY = "peak_rss_increase_mib"
+from factorbench.results.schema import MEMORY_PEAK_KEY
+
 """Measurement extra: RSS at the peak of the calls minus RSS before them (MiB, children included)."""
 DEFAULT_SECONDS = 2.0
 MEMORY_SECONDS = 1.0
@@ -198,7 +199,7 @@ def memray_flame_svg(capture: Path, title: str) -> str:
     import memray
     from memray.reporters.frame_tools import is_frame_interesting
 
-    from factorbench import plots
+    from factorbench.report import plots
 
     stacks: dict[tuple[str, ...], float] = {}
     with memray.FileReader(str(capture)) as reader:

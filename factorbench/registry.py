@@ -8,6 +8,8 @@ that a missing library shows as ``unavailable`` with a reason instead of an Impo
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import importlib.util
 import pkgutil
@@ -15,6 +17,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
+from pathlib import Path
 from typing import Any
 
 from factorbench.discovery import choose
@@ -34,6 +37,25 @@ def missing_modules(modules: Iterable[str]) -> str | None:
         if not found:
             return f"{module} is not installed"
     return None
+
+
+_artifacts_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("artifacts_dir", default=None)
+
+
+def artifacts_dir() -> Path | None:
+    """Folder of the current run for files an implementation's metrics() or a workload
+    writes for the report (recorded as paths in ``extra["artifacts"]``); None outside a
+    run that has one. Not created until someone writes there."""
+    return _artifacts_dir.get()
+
+
+@contextlib.contextmanager
+def artifacts_in(path: str | Path | None):
+    token = _artifacts_dir.set(Path(path).resolve() if path else None)
+    try:
+        yield
+    finally:
+        _artifacts_dir.reset(token)
 
 
 @dataclass(eq=False)

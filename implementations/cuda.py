@@ -33,7 +33,7 @@ from functools import cache
 
 import numpy as np
 
-from factorbench.gpu import DeviceCall, peak_bandwidth, time_events
+from factorbench.parallel.gpu import DeviceCall, peak_bandwidth, time_events
 from factorbench.registry import Paradigm
 
 
@@ -62,7 +62,7 @@ PARADIGM = Paradigm("cuda", "hand-written CUDA kernels through Numba (numba-cuda
 
 
 class _Backend:
-    """Numba's device API for factorbench.gpu: events, copies, device facts."""
+    """Numba's device API for factorbench.parallel.gpu: events, copies, device facts."""
 
     def __init__(self):
         from numba import cuda
@@ -136,9 +136,9 @@ def _blocks(count: int, per_block: int) -> int:
 
 def _kernels():
     """The kernels module, imported (and its kernels compiled) on first use, never at import."""
-    from factorbench.impls import _cuda_kernels
+    from factorbench.impls._support import cuda_loops
 
-    return _cuda_kernels
+    return cuda_loops
 
 
 # --- EMA ---------------------------------------------------------------------------------

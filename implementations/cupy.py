@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from factorbench.gpu import DeviceCall, peak_bandwidth, time_events, version_text
+from factorbench.parallel.gpu import DeviceCall, peak_bandwidth, time_events, version_text
 from factorbench.registry import Paradigm
 
 THREADS = 256
@@ -154,7 +154,7 @@ PARADIGM = Paradigm("cupy", "CuPy arrays and ops on the GPU, small CUDA C kernel
 
 
 class _Backend:
-    """CuPy's device API for factorbench.gpu: events, copies, device facts."""
+    """CuPy's device API for factorbench.parallel.gpu: events, copies, device facts."""
 
     simulator = False
 

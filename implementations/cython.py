@@ -1,20 +1,20 @@
 """Cython: typed-memoryview loops compiled ahead of time by `pip install` (setup.py).
 
-The kernels are in _cython_kernels.pyx: bounds and wraparound checks off, the GIL
+The kernels are in cython_loops.pyx: bounds and wraparound checks off, the GIL
 released in every hot loop, OpenMP `prange` in the cython-prange variants (built with
 -fopenmp). The wrappers here hand the kernels contiguous inputs and allocate outputs
 with np.empty, as every paradigm does. Without a compiler the extension is not built and
 the paradigm is unavailable, saying why.
 """
 
-from factorbench.impls import _arrays
+from factorbench.impls._support import arrays
 from factorbench.registry import Paradigm
 
 
 def _kernels():
-    from factorbench.impls import _cython_kernels
+    from factorbench.impls._support import cython_loops
 
-    return _cython_kernels
+    return cython_loops
 
 
 def _extension_reason() -> str | None:
@@ -27,7 +27,7 @@ def _extension_reason() -> str | None:
 
 PARADIGM = Paradigm("cython", "Cython typed memoryviews compiled at install time, GIL released; "
                               "cython-prange: OpenMP threads", rank=40, probe=_extension_reason)
-THREADS = {"threads": (_arrays.DEFAULT_THREADS,)}
+THREADS = {"threads": (arrays.DEFAULT_THREADS,)}
 
 
 _openmp = {"threads_asked": None, "team_size": None}
@@ -48,15 +48,15 @@ def _prange(kernel, *args, threads):
 @PARADIGM.implements("sma")
 def sma(x, window):
     """Running sum, four segments interleaved, re-anchored exactly every segment."""
-    x, window, out = _arrays.moving_window(x, window)
+    x, window, out = arrays.moving_window(x, window)
     _kernels().sma(x, out, window)
     return out
 
 
 @PARADIGM.implements("sma", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
-def sma_prange(x, window, *, threads=_arrays.DEFAULT_THREADS):
+def sma_prange(x, window, *, threads=arrays.DEFAULT_THREADS):
     """One chunk of outputs per OpenMP thread, each with a (window - 1) halo."""
-    x, window, out = _arrays.moving_window(x, window)
+    x, window, out = arrays.moving_window(x, window)
     _prange("sma_prange", x, out, window, threads=threads)
     return out
 
@@ -64,15 +64,15 @@ def sma_prange(x, window, *, threads=_arrays.DEFAULT_THREADS):
 @PARADIGM.implements("ema")
 def ema(x, alpha):
     """The recurrence as a C loop."""
-    x, out = _arrays.series(x)
+    x, out = arrays.series(x)
     _kernels().ema(x, out, float(alpha))
     return out
 
 
 @PARADIGM.implements("ema", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
-def ema_prange(x, alpha, *, threads=_arrays.DEFAULT_THREADS):
+def ema_prange(x, alpha, *, threads=arrays.DEFAULT_THREADS):
     """Chunked scan over OpenMP threads: local EMAs, carries in order, fix-up."""
-    x, out = _arrays.series(x)
+    x, out = arrays.series(x)
     _prange("ema_prange", x, out, float(alpha), threads=threads)
     return out
 
@@ -80,15 +80,15 @@ def ema_prange(x, alpha, *, threads=_arrays.DEFAULT_THREADS):
 @PARADIGM.implements("row_sums")
 def row_sums(m):
     """Eight partial sums per row (C order); four columns of the transpose per pass (F order)."""
-    m, transposed, out = _arrays.rows_or_columns(m)
+    m, transposed, out = arrays.rows_or_columns(m)
     _kernels().row_sums(m, out, transposed)
     return out
 
 
 @PARADIGM.implements("row_sums", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
-def row_sums_prange(m, *, threads=_arrays.DEFAULT_THREADS):
+def row_sums_prange(m, *, threads=arrays.DEFAULT_THREADS):
     """Rows across OpenMP threads (C order), or a block of rows per thread (F order)."""
-    m, transposed, out = _arrays.rows_or_columns(m)
+    m, transposed, out = arrays.rows_or_columns(m)
     _prange("row_sums_prange", m, out, transposed, threads=threads)
     return out
 
@@ -96,14 +96,14 @@ def row_sums_prange(m, *, threads=_arrays.DEFAULT_THREADS):
 @PARADIGM.implements("trig")
 def trig(a, b):
     """libm sin and cos per element, in the inputs' memory order."""
-    a, b, out, flat_out = _arrays.elementwise(a, b)
+    a, b, out, flat_out = arrays.elementwise(a, b)
     _kernels().trig(a, b, flat_out)
     return out
 
 
 @PARADIGM.implements("trig", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
-def trig_prange(a, b, *, threads=_arrays.DEFAULT_THREADS):
+def trig_prange(a, b, *, threads=arrays.DEFAULT_THREADS):
     """The same loop as an OpenMP prange."""
-    a, b, out, flat_out = _arrays.elementwise(a, b)
+    a, b, out, flat_out = arrays.elementwise(a, b)
     _prange("trig_prange", a, b, flat_out, threads=threads)
     return out

@@ -3,7 +3,7 @@
 Every implementation cuts its NumPy input into row blocks of about ``chunk_size``
 elements ("auto": two blocks per worker thread), builds a graph and computes it on the
 scheduler named by the ``scheduler`` setting: the threaded scheduler, a LocalCluster of
-processes, or a running cluster by its tcp:// address (see factorbench.dask_support).
+processes, or a running cluster by its tcp:// address (see factorbench.parallel.schedulers).
 The blocks travel inside the graph, so a task lost with a killed worker is recomputed
 on another one. Inside a block the work is one single-threaded NumPy/SciPy/bottleneck
 call: the paradigm measured here is the chunking and scheduling around it.
@@ -17,13 +17,13 @@ import shutil
 
 import numpy as np
 
-from factorbench import dask_support
+from factorbench.parallel import schedulers
 from factorbench.registry import Paradigm, missing_modules
 
 PARADIGM = Paradigm("dask", "chunked task graphs on Dask's threaded scheduler, a LocalCluster or a cluster "
                     "by address", rank=70, requires=["dask"])
-SETTINGS = {"scheduler": (dask_support.THREADS, dask_support.LOCAL_CLUSTER),
-            "chunk_size": (dask_support.AUTO_CHUNK,)}
+SETTINGS = {"scheduler": (schedulers.THREADS, schedulers.LOCAL_CLUSTER),
+            "chunk_size": (schedulers.AUTO_CHUNK,)}
 GRAPH_IMAGE_MAX_TASKS = 400
 """Bigger graphs take dot minutes and draw as a smear; their image is skipped."""
 
@@ -62,15 +62,15 @@ def _row_blocks(m, chunk: int):
 def _execute(kernel: str, build, args: tuple, scheduler: str, chunk_size):
     """Build ``kernel``'s graph over ``args`` with ``build(chunk, *args) -> (result, input
     blocks)`` and compute it on ``scheduler``."""
-    with dask_support.client_for(scheduler) as client:
-        where = dask_support.describe(client)
-        chunk = dask_support.chunk_elements(args[0].size, chunk_size, where["worker_threads"])
+    with schedulers.client_for(scheduler) as client:
+        where = schedulers.describe(client)
+        chunk = schedulers.chunk_elements(args[0].size, chunk_size, where["worker_threads"])
         graph, source = build(chunk, *args)
         tasks = len(graph.__dask_graph__())
-        out = dask_support.compute(graph, client)
+        out = schedulers.compute(graph, client)
     stand_ins = tuple(np.broadcast_to(0.0, a.shape) if isinstance(a, np.ndarray) else a for a in args)
     _last_calls[kernel] = {
-        "scheduler": dask_support.parse_scheduler(scheduler), **where, "chunk_size": chunk_size,
+        "scheduler": schedulers.parse_scheduler(scheduler), **where, "chunk_size": chunk_size,
         "chunk_elements": chunk, "input_blocks": math.prod(source.numblocks),
         "block_shape": list(source.chunksize), "tasks": tasks,
         # The same graph over zero-cost stand-ins of the same shape: drawable after the
@@ -82,7 +82,7 @@ def _execute(kernel: str, build, args: tuple, scheduler: str, chunk_size):
 
 def _draw(kernel: str, call: dict) -> dict:
     """The task graph as an SVG in the run's artifacts folder, or why it was not drawn."""
-    from factorbench.runner import artifacts_dir
+    from factorbench.registry import artifacts_dir
 
     directory = artifacts_dir()
     if directory is None:
@@ -108,8 +108,8 @@ def _metrics(kernel: str) -> dict:
         return {}
     figures = {key: value for key, value in call.items() if key != "rebuild"}
     try:
-        figures["task_overhead_s"] = dask_support.task_overhead_s(call["scheduler"])
-        figures["task_overhead_method"] = dask_support.OVERHEAD_METHOD
+        figures["task_overhead_s"] = schedulers.task_overhead_s(call["scheduler"])
+        figures["task_overhead_method"] = schedulers.OVERHEAD_METHOD
     except Exception as exc:  # the cluster went away after the timing: the row keeps its times
         figures["task_overhead_error"] = f"{type(exc).__name__}: {exc}"
     figures.update(_draw(kernel, call))
@@ -132,13 +132,13 @@ def _sma_graph(chunk, x, window):
     # Each block also reads the window-1 values after it, so it yields one mean per own
     # element; the last block has no follower and yields the valid part only.
     means = source.map_overlap(_block_means, depth={0: (0, window - 1)}, boundary="none", trim=False,
-                               chunks=(blocks[:-1] + (blocks[-1] - window + 1,),), dtype=np.float64,
+                               chunks=((*blocks[:-1], blocks[-1] - window + 1),), dtype=np.float64,
                                window=window)
     return means, source
 
 
 @_implements("sma")
-def sma(x, window, *, scheduler=dask_support.THREADS, chunk_size=dask_support.AUTO_CHUNK):
+def sma(x, window, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """da.map_overlap with depth window-1 after each block, bottleneck.move_mean per block."""
     return _execute("sma", _sma_graph, (x, window), scheduler, chunk_size)
 
@@ -199,7 +199,7 @@ def _ema_graph(chunk, x, alpha):
 
 
 @_implements("ema")
-def ema(x, alpha, *, scheduler=dask_support.THREADS, chunk_size=dask_support.AUTO_CHUNK):
+def ema(x, alpha, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """Chunked scan: local EMA per block (lfilter), carries combined across blocks, fix-up."""
     return _execute("ema", _ema_graph, (x, alpha), scheduler, chunk_size)
 
@@ -210,7 +210,7 @@ def _row_sums_graph(chunk, m):
 
 
 @_implements("row_sums")
-def row_sums(m, *, scheduler=dask_support.THREADS, chunk_size=dask_support.AUTO_CHUNK):
+def row_sums(m, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """Row blocks, each summed along its rows."""
     return _execute("row_sums", _row_sums_graph, (m,), scheduler, chunk_size)
 
@@ -223,7 +223,7 @@ def _trig_graph(chunk, a, b):
 
 
 @_implements("trig")
-def trig(a, b, *, scheduler=dask_support.THREADS, chunk_size=dask_support.AUTO_CHUNK):
+def trig(a, b, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """da.sin(a)**2 + da.cos(b)**2 on row blocks (fused into one task per block)."""
     return _execute("trig", _trig_graph, (a, b), scheduler, chunk_size)
 
@@ -234,6 +234,6 @@ def _gram_colsum_graph(chunk, x):
 
 
 @_implements("gram_colsum")
-def gram_colsum(x, *, scheduler=dask_support.THREADS, chunk_size=dask_support.AUTO_CHUNK):
+def gram_colsum(x, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """The seed's x.T.dot(x).sum(axis=0) on row blocks: one cols x cols product per block, summed."""
     return _execute("gram_colsum", _gram_colsum_graph, (x,), scheduler, chunk_size)

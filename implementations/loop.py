@@ -58,7 +58,7 @@ def trig(a, b):
 @PARADIGM.implements("gram_colsum")
 def gram_colsum(x):
     """Accumulates x[r, i] * x[r, j] into the column sums, row by row."""
-    rows, cols = x.shape
+    cols = x.shape[1]
     values = x.tolist()
     sums = [0.0] * cols
     for row in values:

@@ -11,7 +11,7 @@ parallel pass. Every segment is unlinked when the call ends, however it ends.
 which pickles every chunk to a worker and every result back.
 
 Both compute each chunk with the vectorized paradigm's functions, on the long-lived pool
-of :mod:`factorbench.workers`; ``processes`` is swept by the runner (``--processes``).
+of :mod:`factorbench.parallel.pools`; ``processes`` is swept by the runner (``--processes``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
 
-from factorbench import workers
 from factorbench.impls.vectorized import gram_colsum, row_sums, sma_cumsum, trig
+from factorbench.parallel import pools
 from factorbench.registry import Paradigm
 
 SEGMENT_PREFIX = "psm_fb"
@@ -127,7 +127,7 @@ def _attached(compute, blocks: tuple[Block, ...], *args):
 class CallRecord:
     """What the last call sent to its workers, for metrics() (measured after timing)."""
     transport: str
-    pool: workers.Pool
+    pool: pools.Pool
     tasks: list[tuple] = field(default_factory=list)
     """(function, args) of every task, as the executor pickles them."""
     array_bytes_returned: int = 0
@@ -142,15 +142,15 @@ def _call(processes: int | None, transport: str):
     """The pool for one call (all CPUs by default), replaced when the call finds it broken
     or is interrupted."""
     global _last
-    pool = workers.pool(len(os.sched_getaffinity(0)) if processes is None else processes)
+    pool = pools.pool(len(os.sched_getaffinity(0)) if processes is None else processes)
     _last = CallRecord(transport, pool)
     try:
         yield pool.executor, _last
     except BrokenProcessPool:
-        workers.shutdown(pool.processes)  # a dead worker breaks the executor for good
+        pools.shutdown(pool.processes)  # a dead worker breaks the executor for good
         raise
     except KeyboardInterrupt:
-        workers.shutdown(pool.processes, wait=False)  # drop queued chunks; running ones finish
+        pools.shutdown(pool.processes, wait=False)  # drop queued chunks; running ones finish
         raise
 
 

@@ -1,12 +1,12 @@
 """Numba @njit: plain loops compiled by LLVM, one thread.
 
-The kernels live in _numba_kernels (imported on the first call, so this module loads
+The kernels live in numba_loops (imported on the first call, so this module loads
 without Numba). Outputs are allocated here with np.empty, as in every paradigm. They are
 compiled with cache=True: the gate's cold call (cold_call_s) is the compile in the first
 process after a change and a cache load after that; metrics say which it was.
 """
 
-from factorbench.impls import _arrays
+from factorbench.impls._support import arrays
 from factorbench.registry import Paradigm
 
 PARADIGM = Paradigm("numba", "@njit loops compiled by LLVM, one thread, cache=True",
@@ -14,9 +14,9 @@ PARADIGM = Paradigm("numba", "@njit loops compiled by LLVM, one thread, cache=Tr
 
 
 def _kernels():
-    from factorbench.impls import _numba_kernels
+    from factorbench.impls._support import numba_loops
 
-    return _numba_kernels
+    return numba_loops
 
 
 def _compile_metrics(name: str):
@@ -26,7 +26,7 @@ def _compile_metrics(name: str):
 @PARADIGM.implements("sma", metrics=_compile_metrics("sma"))
 def sma(x, window):
     """Running sum, four segments interleaved, re-anchored exactly every segment."""
-    x, window, out = _arrays.moving_window(x, window)
+    x, window, out = arrays.moving_window(x, window)
     _kernels().sma(x, out, window)
     return out
 
@@ -34,7 +34,7 @@ def sma(x, window):
 @PARADIGM.implements("ema", metrics=_compile_metrics("ema"))
 def ema(x, alpha):
     """The recurrence as a compiled loop."""
-    x, out = _arrays.series(x)
+    x, out = arrays.series(x)
     _kernels().ema(x, out, float(alpha))
     return out
 
@@ -42,7 +42,7 @@ def ema(x, alpha):
 @PARADIGM.implements("row_sums", metrics=_compile_metrics("row_sums"))
 def row_sums(m):
     """Eight partial sums per row (C order); four columns of the transpose per pass (F order)."""
-    m, transposed, out = _arrays.rows_or_columns(m)
+    m, transposed, out = arrays.rows_or_columns(m)
     _kernels().row_sums(m, out, transposed)
     return out
 
@@ -50,6 +50,6 @@ def row_sums(m):
 @PARADIGM.implements("trig", metrics=_compile_metrics("trig"))
 def trig(a, b):
     """math.sin and math.cos per element, in the inputs' memory order."""
-    a, b, out, flat_out = _arrays.elementwise(a, b)
+    a, b, out, flat_out = arrays.elementwise(a, b)
     _kernels().trig(a, b, flat_out)
     return out

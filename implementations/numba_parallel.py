@@ -3,23 +3,23 @@
 Each implementation takes a `threads` setting (`factorbench run --threads 1,2` measures
 each count as its own row); it splits the work into that many chunks and runs them on
 that many Numba threads. The recurrences are parallel scans, not a recurrence inside
-prange (the seed's numba_ema, which is wrong): see _numba_kernels.ema_parallel.
+prange (the seed's numba_ema, which is wrong): see numba_loops.ema_parallel.
 """
 
 import contextlib
 
-from factorbench.impls import _arrays
+from factorbench.impls._support import arrays
 from factorbench.registry import Paradigm
 
 PARADIGM = Paradigm("numba-parallel", "@njit(parallel=True) prange loops on Numba's thread pool, cache=True",
                     rank=46, requires=["numba"])
-THREADS = {"threads": (_arrays.DEFAULT_THREADS,)}
+THREADS = {"threads": (arrays.DEFAULT_THREADS,)}
 
 
 def _kernels():
-    from factorbench.impls import _numba_kernels
+    from factorbench.impls._support import numba_loops
 
-    return _numba_kernels
+    return numba_loops
 
 
 @contextlib.contextmanager
@@ -50,36 +50,36 @@ def _metrics(name: str):
 
 
 @PARADIGM.implements("sma", metrics=_metrics("sma_parallel"), settings=THREADS)
-def sma(x, window, *, threads=_arrays.DEFAULT_THREADS):
+def sma(x, window, *, threads=arrays.DEFAULT_THREADS):
     """One chunk of outputs per thread, each reading a (window - 1) halo past its end."""
-    x, window, out = _arrays.moving_window(x, window)
+    x, window, out = arrays.moving_window(x, window)
     with _numba_threads(threads):
         _kernels().sma_parallel(x, out, window, min(threads, len(out)))
     return out
 
 
 @PARADIGM.implements("ema", metrics=_metrics("ema_parallel"), settings=THREADS)
-def ema(x, alpha, *, threads=_arrays.DEFAULT_THREADS):
+def ema(x, alpha, *, threads=arrays.DEFAULT_THREADS):
     """Chunked scan: local EMAs in parallel, carries in order, fix-up in parallel."""
-    x, out = _arrays.series(x)
+    x, out = arrays.series(x)
     with _numba_threads(threads):
         _kernels().ema_parallel(x, out, float(alpha), min(threads, len(x)))
     return out
 
 
 @PARADIGM.implements("row_sums", metrics=_metrics("row_sums_parallel"), settings=THREADS)
-def row_sums(m, *, threads=_arrays.DEFAULT_THREADS):
+def row_sums(m, *, threads=arrays.DEFAULT_THREADS):
     """Rows across threads (C order), or a block of rows per thread (F order)."""
-    m, transposed, out = _arrays.rows_or_columns(m)
+    m, transposed, out = arrays.rows_or_columns(m)
     with _numba_threads(threads):
         _kernels().row_sums_parallel(m, out, transposed, min(threads, len(out)))
     return out
 
 
 @PARADIGM.implements("trig", metrics=_metrics("trig_parallel"), settings=THREADS)
-def trig(a, b, *, threads=_arrays.DEFAULT_THREADS):
+def trig(a, b, *, threads=arrays.DEFAULT_THREADS):
     """prange over the elements in the inputs' memory order."""
-    a, b, out, flat_out = _arrays.elementwise(a, b)
+    a, b, out, flat_out = arrays.elementwise(a, b)
     with _numba_threads(threads):
         _kernels().trig_parallel(a, b, flat_out)
     return out

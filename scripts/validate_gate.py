@@ -61,7 +61,7 @@ def make_clone(source: Path, where: Path) -> tuple[Path, dict[str, str]]:
 def run_gate(clone: Path, base: str, head: str, mode: str, bench: str, extra: list[str]) -> dict:
     verdict = clone / "verdict.json"
     verdict.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "factorbench.cli", "gate", base, head, "--mode", mode, "--bench", bench,
+    command = [sys.executable, "-m", "factorbench", "gate", base, head, "--mode", mode, "--bench", bench,
                "--json", str(verdict), *extra]
     start = time.monotonic()
     done = subprocess.run(command, cwd=clone, capture_output=True, text=True)

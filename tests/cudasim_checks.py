@@ -105,12 +105,12 @@ def labels() -> list[str]:
 
 def check_runner() -> dict:
     """The runner gates the simulated kernels but records no simulated times."""
-    from factorbench.runner import RunOptions, run
+    from factorbench.measure.runner import RunOptions, run
 
     doc = run(RunOptions(kernels=["trig"], paradigms=["cuda"], quick=True, workloads=[]))
     [row] = doc["results"]
     ok = (row["status"] == "skipped" and row["reason"].startswith("not timed: CUDA simulator")
-          and "correctness gate passed" in row["reason"] and row["extra"].get("cuda_simulator") is True
+          and "correctness check passed" in row["reason"] and row["extra"].get("cuda_simulator") is True
           and row["times"] == [] and row["max_error"] is not None)
     return {"label": RUNNER_LABEL, "ok": ok, "max_error": row["max_error"] or 0.0,
             "message": "" if ok else json.dumps(row)[:500]}
@@ -155,16 +155,16 @@ def main() -> int:
     sys.setswitchinterval(1e-5)
     lock_simulated_shared_arrays()
     import factorbench as fb
-    from factorbench.gate import compare
-    from factorbench.impls import _cuda_kernels
+    from factorbench.impls._support import cuda_loops
     from factorbench.kernels import kernel
+    from factorbench.measure.check import compare
 
-    production = {name: getattr(_cuda_kernels, name) for name in SMALL_SHAPE}
+    production = {name: getattr(cuda_loops, name) for name in SMALL_SHAPE}
 
     def use_shape(values):
         for name, value in values.items():
-            setattr(_cuda_kernels, name, value)
-        _cuda_kernels.TILE = _cuda_kernels.THREADS * _cuda_kernels.ITEMS
+            setattr(cuda_loops, name, value)
+        cuda_loops.TILE = cuda_loops.THREADS * cuda_loops.ITEMS
 
     print(json.dumps(check_runner()), flush=True)
     for label, name, args, shape in cases():

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from factorbench import results
+from factorbench.results import schema
 
 
 def factorbench(*args, timeout=300, cwd=None):
-    return subprocess.run([sys.executable, "-m", "factorbench.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "factorbench", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env={**os.environ, "COLUMNS": "200"})
 
 
@@ -54,7 +54,7 @@ def test_run_prints_tables_and_writes_results(tmp_path):
     for text in ("sma n=3,000 window=20", "row_sums n=3,000 order=C", "row_sums n=3,000 order=F",
                  "bottleneck", "vectorized-cumsum", "layout-matched", "vs loop", "results:"):
         assert text in done.stdout
-    doc = results.load(path)
+    doc = schema.load(path)
     statuses = {(r["kernel"], r["implementation"], r["params"].get("order")): r["status"] for r in doc["results"]}
     assert statuses[("sma", "bottleneck", None)] == "ok"
     assert statuses[("row_sums", "layout-matched", "F")] == "ok"
@@ -62,7 +62,7 @@ def test_run_prints_tables_and_writes_results(tmp_path):
 
 def test_ctrl_c_keeps_the_results_measured_so_far(tmp_path):
     path = tmp_path / "results.json"
-    proc = subprocess.Popen([sys.executable, "-m", "factorbench.cli", "run", "--kernel", "sma", "--size",
+    proc = subprocess.Popen([sys.executable, "-m", "factorbench", "run", "--kernel", "sma", "--size",
                              "200000", "--time-budget", "20", "--json", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

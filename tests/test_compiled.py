@@ -61,22 +61,22 @@ def ema_references(walk):
 
 @pytest.mark.skipif(not has_c_compiler(), reason="no C compiler: pip install cannot build the Cython extension")
 def test_the_cython_extension_is_built_with_openmp():
-    from factorbench.impls import _cython_kernels
+    from factorbench.impls._support import cython_loops
 
     assert fb.implementation("sma", "cython").available
     x = price_walk(np.random.default_rng(0), 10_000)
     out = np.empty(len(x) - 19)
-    team = _cython_kernels.sma_prange(x, out, 20, 2)
+    team = cython_loops.sma_prange(x, out, 20, 2)
     assert team == 2, "prange ran on one thread: the extension was built without OpenMP"
 
 
 def test_cython_reports_an_unbuilt_extension(monkeypatch):
-    import factorbench.impls
+    import factorbench.impls._support
     from factorbench.impls import cython
 
     # what a checkout without the compiled module looks like to an import
-    monkeypatch.setitem(sys.modules, "factorbench.impls._cython_kernels", None)
-    monkeypatch.delattr(factorbench.impls, "_cython_kernels", raising=False)
+    monkeypatch.setitem(sys.modules, "factorbench.impls._support.cython_loops", None)
+    monkeypatch.delattr(factorbench.impls._support, "cython_loops", raising=False)
     assert cython._extension_reason().startswith("extension not built:")
 
 
@@ -92,11 +92,11 @@ def test_paradigm_modules_import_without_their_compilers():
 @pytest.mark.parametrize("chunks", [1, 2, 3, 4, 5])
 def test_numba_ema_scan_matches_the_serial_recurrence_for_any_chunk_count(walk, ema_references, chunks):
     pytest.importorskip("numba")
-    from factorbench.impls import _numba_kernels
+    from factorbench.impls._support import numba_loops
 
     for (n, alpha), expected in ema_references.items():
         out = np.empty(n)
-        _numba_kernels.ema_parallel(walk[:n].copy(), out, alpha, min(chunks, n))
+        numba_loops.ema_parallel(walk[:n].copy(), out, alpha, min(chunks, n))
         assert relative_error(out, expected) <= 1e-12, (n, alpha)
 
 

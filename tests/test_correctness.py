@@ -1,10 +1,10 @@
-"""The correctness gate, run for every registered implementation, and checked itself."""
+"""The correctness check, run for every registered implementation, and checked itself."""
 
 import numpy as np
 import pytest
 
 import factorbench as fb
-from factorbench.gate import check, compare
+from factorbench.measure.check import check, compare
 from factorbench.registry import Paradigm
 
 

@@ -18,16 +18,17 @@ import pytest
 
 pytest.importorskip("distributed", reason="the dask extra is not installed (pip install 'factorbench[dask]')")
 
-from factorbench import dask_support, implementation, implementations  # noqa: E402
-from factorbench.gate import check, compare  # noqa: E402
-from factorbench.kernels import kernel, price_walk  # noqa: E402
-from factorbench.runner import RunOptions, run  # noqa: E402
+from factorbench import implementation, implementations
+from factorbench.kernels import kernel, price_walk
+from factorbench.measure.check import check, compare
+from factorbench.measure.runner import RunOptions, run
+from factorbench.parallel import schedulers
 
 KERNELS = ["sma", "ema", "row_sums", "trig", "gram_colsum"]
 
 
 def factorbench(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "factorbench.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "factorbench", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "COLUMNS": "200"})
 
 
@@ -88,7 +89,7 @@ def test_block_boundaries_with_nans(chunk_size):
                        ("ema", (x[1:63], 0.05)), ("ema", (x[65:], 1.0))):
         spec = kernel(name)
         actual = implementation(name, "dask")(*args, scheduler="threads", chunk_size=chunk_size)
-        ok, error, why = compare(spec.reference(*args), actual, spec.rtol, spec.atol)
+        ok, _error, why = compare(spec.reference(*args), actual, spec.rtol, spec.atol)
         assert ok, f"{name} chunk_size={chunk_size} n={len(args[0])}: {why}"
 
 
@@ -116,8 +117,8 @@ def test_run_records_scheduler_tasks_chunks_overhead_and_task_graph(tmp_path):
     for row in doc["results"]:
         extra = row["extra"]
         assert row["settings"] == {"scheduler": "threads", "chunk_size": "auto"}
-        assert extra["scheduler"] == "threads" and extra["worker_threads"] == dask_support.cores()
-        assert extra["input_blocks"] == 2 * dask_support.cores()
+        assert extra["scheduler"] == "threads" and extra["worker_threads"] == schedulers.cores()
+        assert extra["input_blocks"] == 2 * schedulers.cores()
         assert extra["tasks"] >= extra["input_blocks"]
         assert 0 < extra["task_overhead_s"] < 0.1
         if shutil.which("dot"):
@@ -140,7 +141,7 @@ def test_unreachable_scheduler_fails_its_rows_quickly():
 
 
 def test_local_cluster_passes_the_gate_and_closes_its_processes():
-    dask_support.close_all()
+    schedulers.close_all()
     before = set(psutil.Process().children(recursive=True))
     try:
         for name in ("ema", "gram_colsum"):
@@ -149,9 +150,9 @@ def test_local_cluster_passes_the_gate_and_closes_its_processes():
         # multiprocessing's resource tracker outlives the pool by design (until this process exits)
         workers = [p for p in set(psutil.Process().children(recursive=True)) - before
                    if "resource_tracker" not in " ".join(p.cmdline())]
-        assert len(workers) >= dask_support.cores()
+        assert len(workers) >= schedulers.cores()
     finally:
-        dask_support.close_all()
+        schedulers.close_all()
     assert psutil.wait_procs(workers, timeout=10)[1] == []
 
 
@@ -196,7 +197,7 @@ def test_kernels_on_the_cluster_match_the_reference(cluster, name):
 def test_as_default_sends_plain_compute_calls_to_the_cluster(cluster):
     import dask.array as da
 
-    with dask_support.as_default(cluster["address"]) as client:
+    with schedulers.as_default(cluster["address"]) as client:
         pids = da.zeros(4, chunks=1).map_blocks(lambda block: block + os.getpid()).compute()
         workers = set(client.run(os.getpid).values())
     assert set(pids.tolist()) <= workers and os.getpid() not in workers
@@ -205,7 +206,7 @@ def test_as_default_sends_plain_compute_calls_to_the_cluster(cluster):
 def test_a_worker_killed_mid_computation_is_rescheduled_or_fails(cluster, monkeypatch):
     from distributed import Client
 
-    monkeypatch.setattr(dask_support, "COMPUTE_TIMEOUT_S", 60.0)
+    monkeypatch.setattr(schedulers, "COMPUTE_TIMEOUT_S", 60.0)
     x = price_walk(np.random.default_rng(3), 2_000_000)
     expected = kernel("sma").reference(x, 20)
     outcome = {}
@@ -238,7 +239,7 @@ def test_a_worker_killed_mid_computation_is_rescheduled_or_fails(cluster, monkey
 
 
 def test_stop_ends_exactly_the_cluster_and_leaves_nothing(cluster):
-    dask_support.close_all()  # as this process would at exit: no client left retrying the stopped scheduler
+    schedulers.close_all()  # as this process would at exit: no client left retrying the stopped scheduler
     processes = [psutil.Process(entry["pid"]) for entry in cluster["processes"]]
     family = processes + [child for p in processes for child in p.children(recursive=True)]
     done = factorbench("cluster", "stop", "--state", str(cluster["state"]))

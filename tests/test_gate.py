@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import cases, figures, kernels
-from factorbench.regression import GateError, callgrind_helper, compare_counts, parse_callgrind_dumps
+from benchmarks import figures, kernels, suite
 from factorbench.registry import Paradigm
+from factorbench.regress.gate import GateError, callgrind_helper, compare_counts, parse_callgrind_dumps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def test_statuses_other_than_a_count():
 
 
 def gate_cli(*args, cwd=REPO, env=None):
-    return subprocess.run([sys.executable, "-m", "factorbench.cli", "gate", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "factorbench", "gate", *args], capture_output=True, text=True,
                           cwd=cwd, env=env or {**os.environ, "COLUMNS": "200"}, timeout=60)
 
 
@@ -148,14 +148,14 @@ def discovered():
 
 def test_suite_has_a_time_benchmark_for_every_registry_case():
     names = discovered()
-    for case in cases.cases():
+    for case in suite.benchmarks():
         benchmark = names[f"kernels.{case.name}.time_call"]
         assert benchmark.version == case.version
         assert benchmark.param_names == [case.spec.size_param, *case.spec.variants]
         sizes, *variants = benchmark.params
         assert len(sizes) == 2 and all(len(v) > 1 for v in variants)
         memory_heavy = f"kernels.{case.name}.peakmem_call" in names
-        assert memory_heavy == cases.is_memory_heavy(case.spec)
+        assert memory_heavy == suite.is_memory_heavy(case.spec)
         assert (f"kernels.{case.name}.track_peak_allocated" in names) == memory_heavy
         if case.impl.paradigm != "loop":
             assert f"kernels.{case.name}.track_speedup_vs_loop" in names
@@ -163,7 +163,7 @@ def test_suite_has_a_time_benchmark_for_every_registry_case():
 
 
 def test_unavailable_registry_implementations_skip_in_setup():
-    for case in cases.cases():
+    for case in suite.benchmarks():
         if not case.impl.available:
             instance = getattr(kernels, case.name)()
             with pytest.raises(NotImplementedError, match="unavailable"):
@@ -173,7 +173,7 @@ def test_unavailable_registry_implementations_skip_in_setup():
 def fake_case(body, **paradigm_options):
     paradigm = Paradigm("test-fake", "made in a test", rank=999, **paradigm_options)
     paradigm.implements("sma", name="fake")(body)
-    return cases.BenchCase(paradigm.implementations[0])
+    return suite.Benchmark(paradigm.implementations[0])
 
 
 def test_unavailable_implementation_raises_not_implemented_so_asv_skips():
@@ -186,7 +186,7 @@ def test_unavailable_implementation_raises_not_implemented_so_asv_skips():
 def test_wrong_implementation_fails_setup_loudly():
     case = fake_case(lambda x, window: np.convolve(x, np.full(window, 1.0 / window), mode="valid") * 1.001)
     instance = kernels.suite_class(case)()
-    with pytest.raises(AssertionError, match="sma/fake failed the correctness gate"):
+    with pytest.raises(AssertionError, match="sma/fake failed the correctness check"):
         instance.setup(case.params[0][0])
 
 
@@ -223,11 +223,11 @@ def test_metrics_figures_are_tracked_from_a_real_call():
     names = discovered()
     for case_name, keys in figures.FIGURE_CASES.items():
         for key in keys:
-            assert f"figures.{case_name}.track_{cases.identifier(key)}" in names
+            assert f"figures.{case_name}.track_{suite.identifier(key)}" in names
     import numexpr
 
     measured = figures.measure_figures({"trig__numexpr"})
-    track = getattr(figures, "trig__numexpr")()
+    track = figures.trig__numexpr()
     assert track.track_numexpr_threads(measured, 1000) == numexpr.get_num_threads()
     assert names["figures.trig__numexpr.track_numexpr_threads"].setup_cache_key is not None
 

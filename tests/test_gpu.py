@@ -18,16 +18,16 @@ import numpy as np
 import pytest
 
 import factorbench as fb
-from factorbench import gate
 from factorbench.cli import main
-from factorbench.gpu import peak_bandwidth, version_text
 from factorbench.kernels import kernel, price_walk
+from factorbench.measure import check as gate
+from factorbench.measure.runner import RunOptions, run
+from factorbench.parallel.gpu import peak_bandwidth, version_text
 from factorbench.registry import Paradigm, registry
-from factorbench.runner import RunOptions, run
 from factorbench.workloads import run_workload
 
 sys.path.insert(0, str(Path(__file__).parent))
-import cudasim_checks  # noqa: E402
+import cudasim_checks
 
 GPU_PARADIGMS = ("cuda", "cupy")
 KERNELS = ("sma", "ema", "row_sums", "trig", "gram_colsum")
@@ -115,7 +115,7 @@ def test_untimed_paradigm_is_gated_but_not_timed(monkeypatch, tmp_path):
     doc = run(RunOptions(kernels=["ema"], paradigms=["simulated"], sizes=[1000], **FAST))
     rows = {row["implementation"]: row for row in doc["results"]}
     assert rows["sim-right"]["status"] == "skipped"
-    assert rows["sim-right"]["reason"] == "not timed: test simulator; correctness gate passed"
+    assert rows["sim-right"]["reason"] == "not timed: test simulator; correctness check passed"
     assert rows["sim-right"]["times"] == [] and rows["sim-right"]["max_error"] < 1e-15
     assert rows["sim-wrong"]["status"] == "wrong"
 
@@ -145,7 +145,7 @@ def test_gpu_ema_scan_with_multi_tile_carry_segments(paradigm, n):
     if not impl.available:
         pytest.skip(impl.reason)
     x, expected = long_ema_case(n)
-    ok, error, message = gate.compare(expected, impl(x, 0.05), 1e-12, 0.0)
+    ok, _error, message = gate.compare(expected, impl(x, 0.05), 1e-12, 0.0)
     assert ok, message
 
 

@@ -11,7 +11,7 @@ from factorbench.kernels import price_walk
 @pytest.mark.parametrize("name", fb.kernels())
 def test_generated_inputs_are_deterministic_and_price_like(name):
     spec = fb.kernel(name)
-    params = {**spec.defaults, **spec.probe}
+    params = {**spec.defaults, **spec.trial}
     first = spec.make_args(params, np.random.default_rng(7))
     again = spec.make_args(params, np.random.default_rng(7))
     other = spec.make_args(params, np.random.default_rng(8))

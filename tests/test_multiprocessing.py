@@ -18,9 +18,10 @@ import psutil
 import pytest
 
 import factorbench as fb
-from factorbench import analysis, workers
-from factorbench.gate import check
-from factorbench.runner import RunOptions, run
+from factorbench.measure.check import check
+from factorbench.measure.runner import RunOptions, run
+from factorbench.parallel import pools
+from factorbench.results import analysis
 
 pytestmark = pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm to inspect")
 
@@ -93,9 +94,9 @@ def test_pools_are_kept_per_process_count_with_one_blas_thread_per_worker():
     a = np.full((40, 40), 0.5)
     impl(a, a, processes=1)
     impl(a, a, processes=2)
-    one, two = workers.pool(1), workers.pool(2)
+    one, two = pools.pool(1), pools.pool(2)
     impl(a, a, processes=1)
-    assert workers.pool(1) is one and workers.pool(2) is two  # nothing restarted
+    assert pools.pool(1) is one and pools.pool(2) is two  # nothing restarted
     assert len(set(two.pids)) == 2 and not set(one.pids) & set(two.pids)
     metrics = impl.metrics()
     assert metrics["pool_startup_s"] == one.startup_s > 0
@@ -103,7 +104,7 @@ def test_pools_are_kept_per_process_count_with_one_blas_thread_per_worker():
     assert metrics["worker_affinity"] == sorted(os.sched_getaffinity(0))
     for worker in two.workers:
         assert psutil.Process(worker["pid"]).cpu_affinity() == sorted(os.sched_getaffinity(0))
-    workers.shutdown()
+    pools.shutdown()
     wait_until(lambda: all(exited(pid) for pid in one.pids + two.pids), what="the workers to exit")
 
 
@@ -111,21 +112,21 @@ def test_an_exception_in_a_worker_reaches_the_caller_and_unlinks():
     impl = fb.implementation("ema", "multiprocessing-shm")
     x = np.linspace(100.0, 101.0, 10_000)
     impl(x, 0.1, processes=2)
-    pids = workers.pool(2).pids
+    pids = pools.pool(2).pids
     # alpha is first used inside the workers' scans: a bad one fails there, not in the caller.
     with pytest.raises(TypeError) as raised:
         impl(x, None, processes=2)
     assert "_ema_scan" in str(raised.value.__cause__)  # the workers' traceback, sent back
     assert not segments()
     np.testing.assert_allclose(impl(x, 0.1, processes=2), fb.kernel("ema").reference(x, 0.1), rtol=1e-12)
-    assert workers.pool(2).pids == pids  # an exception leaves the pool usable
+    assert pools.pool(2).pids == pids  # an exception leaves the pool usable
 
 
 def test_sigkill_of_a_worker_mid_task_fails_the_call_promptly_and_unlinks():
     impl = fb.implementation("gram_colsum", "multiprocessing-shm")
     x = np.random.default_rng(0).random(SLOW_GRAM)
     impl(x[:10], processes=1)
-    (victim,) = workers.pool(1).pids
+    (victim,) = pools.pool(1).pids
     with ThreadPoolExecutor(1) as caller:
         call = caller.submit(impl, x, processes=1)
         wait_until(lambda: len(segments()) == 2, what="the call's input and output segments")
@@ -137,18 +138,18 @@ def test_sigkill_of_a_worker_mid_task_fails_the_call_promptly_and_unlinks():
     assert not segments()
     small = x[:300, :40]
     np.testing.assert_allclose(impl(small, processes=1), fb.kernel("gram_colsum").reference(small), rtol=1e-10)
-    assert victim not in workers.pool(1).pids  # a fresh pool replaced the broken one
+    assert victim not in pools.pool(1).pids  # a fresh pool replaced the broken one
 
 
 CHILD = """
 import numpy as np
 import factorbench as fb
-from factorbench import workers
+from factorbench.parallel import pools
 
 impl = fb.implementation("gram_colsum", "multiprocessing-shm")
 x = np.random.default_rng(0).random({shape})
 impl(x[:10], processes=1)
-print(*workers.pool(1).pids, flush=True)
+print(*pools.pool(1).pids, flush=True)
 impl(x, processes=1)
 print("finished", flush=True)
 """
@@ -219,7 +220,7 @@ def test_cpus_pin_the_runner_and_its_workers_and_are_recorded():
 
 
 def factorbench(*args):
-    return subprocess.run([sys.executable, "-m", "factorbench.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "factorbench", *args], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "COLUMNS": "200"})
 
 

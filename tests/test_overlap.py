@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from factorbench.runner import RunOptions, run, validate_options
+from factorbench.measure.runner import RunOptions, run, validate_options
 
 pytest.importorskip("aiohttp", reason="the overlap workload needs aiohttp (the overlap extra)")
 

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from factorbench import analysis, profiling, report
+from factorbench import profiling
 from factorbench.cli import main
+from factorbench.measure.runner import RunOptions, run
 from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
-from factorbench.results import ResultsError, load, write
-from factorbench.runner import RunOptions, run
+from factorbench.report import html as report
+from factorbench.results import analysis, compare
+from factorbench.results.schema import ResultsError, load, write
 
 HOSTILE = '<script>alert("pwned")</script> $x^2$ & "q"'
 
@@ -175,8 +177,8 @@ def test_unknown_schema_or_missing_fields_is_one_clear_error(measured, tmp_path,
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(doc))
     assert main(["report", str(broken), "-o", str(out)]) == 2
-    assert "result #0 lacks field(s) median" in capsys.readouterr().err
-    with pytest.raises(ResultsError, match="workload section #0"):
+    assert "results[0]: object missing required field median" in capsys.readouterr().err
+    with pytest.raises(ResultsError, match=r"workloads\[0\]: object missing required field"):
         broken.write_text(json.dumps({**json.loads(measured[0].read_text()), "workloads": [{"rows": []}]}))
         load(broken)
     assert main(["report", str(measured[0]), str(measured[0]), str(measured[0])]) == 2
@@ -202,8 +204,8 @@ def test_comparison_marks_significant_changes(measured, tmp_path):
     path, after_path = tmp_path / "before.json", tmp_path / "after.json"
     write(path, doc)
     write(after_path, after)
-    rows = {(r["case"], r["label"]): r for r in report.compare_rows(doc, after)}
-    case = analysis.Case(slower["kernel"], slower["params"], [], [], {}).title
+    rows = {(r["case"], r["label"]): r for r in compare.compare_rows(doc, after)}
+    case = analysis.case_title(slower)
     assert rows[(case, slower["implementation"])]["mark"] == "+"
     assert rows[(case, faster["implementation"])]["mark"] == "-"
     unchanged = [r for r in rows.values() if r["label"] not in (slower["implementation"], faster["implementation"])]

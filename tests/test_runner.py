@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from factorbench import analysis, results
 from factorbench.kernels import kernel
+from factorbench.measure.runner import RunOptions, plan, run, validate_options
 from factorbench.registry import Paradigm, registry
-from factorbench.runner import RunOptions, plan, run, validate_options
+from factorbench.results import analysis, schema
 
 FAST = dict(repeat=3, min_sample_s=0.001, time_budget_s=2.0)
 
@@ -47,7 +47,7 @@ def test_bad_implementations_are_recorded_and_the_run_goes_on(broken_paradigm, t
     assert by_name["missing-lib"]["status"] == "skipped"
     assert by_name["missing-lib"]["reason"] == "factorbench_no_such_module is not installed"
     assert by_name["vectorized-cumsum"]["status"] == "ok"
-    assert results.load(path)["results"] == doc["results"]
+    assert schema.load(path)["results"] == doc["results"]
     ranked = [row.result["implementation"] for case in analysis.cases(doc) for row in case.ranked]
     assert "off-by-one" not in ranked and "raises" not in ranked
 
@@ -55,8 +55,8 @@ def test_bad_implementations_are_recorded_and_the_run_goes_on(broken_paradigm, t
 def test_results_document_schema(tmp_path):
     path = tmp_path / "out.json"
     run(RunOptions(kernels=["ema"], paradigms=["vectorized"], sizes=[2000], **FAST), json_path=str(path))
-    doc = results.load(path)
-    assert doc["schema_version"] == results.SCHEMA_VERSION
+    doc = schema.load(path)
+    assert doc["schema_version"] == schema.SCHEMA_VERSION
     machine = doc["machine"]
     for key in ("cpu_model", "logical_cores", "memory_bytes", "os", "python", "libraries", "threadpools",
                 "thread_env", "git_commit"):
@@ -105,11 +105,11 @@ def test_invalid_options_are_rejected_before_anything_runs(options, message):
 def test_load_rejects_unknown_schema_and_missing_fields(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"schema_version": 99, "machine": {}, "options": {}, "results": []}))
-    with pytest.raises(results.ResultsError, match="schema_version 99 is not supported"):
-        results.load(path)
+    with pytest.raises(schema.ResultsError, match="schema_version 99 is not supported"):
+        schema.load(path)
     path.write_text(json.dumps({"schema_version": 1, "machine": {}, "options": {}, "results": [{"kernel": "sma"}]}))
-    with pytest.raises(results.ResultsError, match="result #0 lacks field"):
-        results.load(path)
+    with pytest.raises(schema.ResultsError, match=r"results\[0\]: object missing required field implementation"):
+        schema.load(path)
     path.write_text("{not json")
-    with pytest.raises(results.ResultsError, match="not a readable JSON file"):
-        results.load(path)
+    with pytest.raises(schema.ResultsError, match="not a readable JSON file"):
+        schema.load(path)

@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 
 from factorbench.cli import main
-from factorbench.runner import RunOptions, validate_options
-from factorbench.ticks import arrays, data, stream
-from factorbench.ticks.engines import ENGINES, run_once
-from factorbench.ticks.factors import FACTORS, FactorSpec, compare, reference
-from factorbench.ticks.measure import measure, measure_here
+from factorbench.measure.runner import RunOptions, validate_options
 from factorbench.workloads import run_workload
-from factorbench.workloads.ticks import DEFAULTS, main_data
+from factorbench.workloads.ticks import DEFAULTS, columnar, data, main_data, stream
+from factorbench.workloads.ticks.engines import ENGINES, run_once
+from factorbench.workloads.ticks.factors import FACTORS, FactorSpec, compare, reference
+from factorbench.workloads.ticks.isolated import measure, measure_here
 
 pytest.importorskip("pyarrow", reason="the tick workload needs pyarrow (extra 'ticks')")
 
@@ -192,15 +191,15 @@ NUMBA = "numba"
 @pytest.mark.parametrize("backend, batch_size", [(NUMBA, 1), (NUMBA, 7), (NUMBA, 997), (NUMBA, 10**6),
                                                  ("python", 997), ("python", 10**6)])
 def test_incremental_equals_batch(small, backend, batch_size):
-    if backend == NUMBA and arrays.numba_missing():
-        pytest.skip(arrays.numba_missing())
+    if backend == NUMBA and columnar.numba_missing():
+        pytest.skip(columnar.numba_missing())
     files, expected = small
-    ticks = arrays.read_ticks(files)
+    ticks = columnar.read_ticks(files)
     latencies = []
     incremental = stream.incremental_factors(ticks, FactorSpec(), batch_size, backend, latencies)
     assert len(latencies) == -(-len(ticks) // batch_size)
     assert compare(incremental.to_frame(), expected)[0]
-    batch = arrays.compute(ticks, FactorSpec(), NUMBA if backend == NUMBA else "numpy")
+    batch = columnar.compute(ticks, FactorSpec(), NUMBA if backend == NUMBA else "numpy")
     for column in ("symbol_id", "timestamp", "seq"):
         np.testing.assert_array_equal(getattr(incremental, column), getattr(batch, column))
     for factor in FACTORS:
@@ -212,14 +211,14 @@ def test_incremental_equals_batch(small, backend, batch_size):
 
 def test_batches_split_symbols_and_buckets(small):
     files, _ = small
-    ticks = arrays.read_ticks(files)
+    ticks = columnar.read_ticks(files)
     first, second = list(stream.batches(ticks, 997))[:2]
     assert set(first.symbol_id) & set(second.symbol_id), "a symbol continues in the next batch"
     assert first.timestamp[-1] // 10**9 == second.timestamp[0] // 10**9, "a bucket continues in the next batch"
 
 
 def test_incremental_refuses_time_going_back(small):
-    ticks = arrays.read_ticks(small[0])
+    ticks = columnar.read_ticks(small[0])
     engine = stream.IncrementalFactors(ticks.names, FactorSpec(), "python")
     engine.update(ticks.rows(slice(5000, 5100)))
     with pytest.raises(ValueError, match="non-decreasing timestamp"):
@@ -227,7 +226,7 @@ def test_incremental_refuses_time_going_back(small):
 
 
 def test_recompute_latencies_are_sampled_and_bounded(small):
-    ticks = arrays.read_ticks(small[0])
+    ticks = columnar.read_ticks(small[0])
     seconds = stream.recompute_latencies(ticks, FactorSpec(), 1000, "numpy", window_ticks=5000, samples=4)
     assert len(seconds) == 4 and all(s > 0 for s in seconds)
     summary = stream.LatencySummary.of(seconds)
@@ -313,7 +312,7 @@ def test_workload_without_numba_skips_its_engine_and_streams_in_python(monkeypat
     import factorbench.workloads.ticks as ticks_workload
 
     monkeypatch.setitem(ticks_workload.ENGINES, "numba", replace(ENGINES["numba"], requires=("not_a_module_xyz",)))
-    monkeypatch.setattr(arrays, "numba_missing", lambda: "numba is not installed")
+    monkeypatch.setattr(columnar, "numba_missing", lambda: "numba is not installed")
     options = RunOptions(quick=True, repeat=1, time_budget_s=0.5, workloads=["ticks"],
                          params={"ticks_rows": 4000, "ticks_symbols": 20, "ticks_files": 1, "ticks_batch": 500,
                                  "ticks_engines": "numba", "ticks_recompute_samples": 2})

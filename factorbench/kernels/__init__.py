@@ -17,7 +17,7 @@ import numpy as np
 from factorbench.discovery import choose, discover
 
 Params = Mapping[str, Any]
-CheckCase = tuple[str, tuple]
+CheckInput = tuple[str, tuple]
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class Kernel:
     """Builds the call arguments for ``params``; deterministic for a seeded generator."""
     reference: Callable[..., np.ndarray]
     """Obviously correct float64 implementation (slow is fine: it runs on check sizes)."""
-    check_cases: Callable[[np.random.Generator], Iterable[CheckCase]]
-    """(label, args) pairs for the correctness gate: edge sizes, NaN positions, layouts."""
+    check_inputs: Callable[[np.random.Generator], Iterable[CheckInput]]
+    """(label, args) pairs for the correctness check: edge sizes, NaN positions, layouts."""
     elements: Callable[[Params], int]
     """Input elements processed by one call (for elements/s)."""
     bytes_moved: Callable[[Params], int]
@@ -47,7 +47,7 @@ class Kernel:
     atol: float = 0.0
     variants: Mapping[str, tuple] = field(default_factory=dict)
     """Parameters every run sweeps (e.g. memory order), so each paradigm meets each value."""
-    probe: Mapping[str, Any] = field(default_factory=dict)
+    trial: Mapping[str, Any] = field(default_factory=dict)
     """Small parameters for estimating a slow implementation's cost per element."""
 
 

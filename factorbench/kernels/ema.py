@@ -27,7 +27,7 @@ def make_args(params, rng):
     return price_walk(rng, params["n"]), float(params["alpha"])
 
 
-def check_cases(rng):
+def check_inputs(rng):
     walk = price_walk(rng, 100_003)
     for n in (1, 2, 3, 1001, 65_537, 100_003):
         yield f"n={n}", (walk[:n].copy(), 0.1)
@@ -52,10 +52,10 @@ KERNEL = Kernel(
     size_param="n",
     make_args=make_args,
     reference=reference,
-    check_cases=check_cases,
+    check_inputs=check_inputs,
     elements=lambda p: p["n"],
     bytes_moved=lambda p: 16 * p["n"],
     validate=validate,
     rtol=1e-12,
-    probe={"n": 4000},
+    trial={"n": 4000},
 )

@@ -19,7 +19,7 @@ def make_args(params, rng):
     return (price_walk(rng, (params["rows"], params["cols"])),)
 
 
-def check_cases(rng):
+def check_inputs(rng):
     x = price_walk(rng, (301, 37))
     yield "1x1", (x[:1, :1].copy(),)
     yield "1 row", (x[:1, :].copy(),)
@@ -38,10 +38,10 @@ KERNEL = Kernel(
     size_param="rows",
     make_args=make_args,
     reference=reference,
-    check_cases=check_cases,
+    check_inputs=check_inputs,
     elements=lambda p: p["rows"] * p["cols"],
     bytes_moved=lambda p: 8 * p["rows"] * p["cols"] + 8 * p["cols"],
     validate=validate,
     rtol=1e-10,
-    probe={"rows": 6},
+    trial={"rows": 6},
 )

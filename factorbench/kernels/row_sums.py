@@ -25,7 +25,7 @@ def make_args(params, rng):
     return (np.asfortranarray(m) if params["order"] == "F" else m,)
 
 
-def check_cases(rng):
+def check_inputs(rng):
     m = price_walk(rng, (257, 129))
     yield "1x1", (m[:1, :1].copy(),)
     yield "1 column", (m[:100, :1].copy(),)
@@ -47,11 +47,11 @@ KERNEL = Kernel(
     size_param="n",
     make_args=make_args,
     reference=reference,
-    check_cases=check_cases,
+    check_inputs=check_inputs,
     elements=lambda p: p["n"] ** 2,
     bytes_moved=lambda p: 8 * p["n"] ** 2 + 8 * p["n"],
     validate=validate,
     rtol=1e-11,
     variants={"order": ORDERS},
-    probe={"n": 60},
+    trial={"n": 60},
 )

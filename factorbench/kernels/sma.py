@@ -25,7 +25,7 @@ def with_nans(x, positions):
     return x
 
 
-def check_cases(rng):
+def check_inputs(rng):
     walk = price_walk(rng, 100_003)
     yield "n=1 window=1", (walk[:1].copy(), 1)
     yield "window=1", (walk[:1000].copy(), 1)
@@ -50,10 +50,10 @@ KERNEL = Kernel(
     size_param="n",
     make_args=make_args,
     reference=reference,
-    check_cases=check_cases,
+    check_inputs=check_inputs,
     elements=lambda p: p["n"],
     bytes_moved=lambda p: 8 * p["n"] + 8 * (p["n"] - p["window"] + 1),
     validate=validate,
     rtol=1e-9,
-    probe={"n": 4000},
+    trial={"n": 4000},
 )

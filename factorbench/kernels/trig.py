@@ -18,7 +18,7 @@ def make_args(params, rng):
     return price_walk(rng, (n, n)), price_walk(rng, (n, n))
 
 
-def check_cases(rng):
+def check_inputs(rng):
     a, b = price_walk(rng, (64, 64)), price_walk(rng, (64, 64))
     yield "1x1", (a[:1, :1].copy(), b[:1, :1].copy())
     yield "17x33", (a[:17, :33].copy(), b[:17, :33].copy())
@@ -38,11 +38,11 @@ KERNEL = Kernel(
     size_param="n",
     make_args=make_args,
     reference=reference,
-    check_cases=check_cases,
+    check_inputs=check_inputs,
     elements=lambda p: p["n"] ** 2,
     bytes_moved=lambda p: 24 * p["n"] ** 2,
     validate=validate,
     rtol=1e-12,
     atol=1e-13,
-    probe={"n": 40},
+    trial={"n": 40},
 )

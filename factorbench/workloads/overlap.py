@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from factorbench import workers
 from factorbench.kernels import price_walk
+from factorbench.parallel import pools
 from factorbench.workloads import Workload
 
 APPROACHED = 0.8
@@ -138,7 +138,7 @@ def _percentiles(samples: list[float]) -> dict:
 def run(options) -> dict:
     params = WORKLOAD.parameters(options)
     payload = price_walk(np.random.default_rng(options.seed), params["payload_kb"] * 128).tobytes()
-    pool = workers.pool(params["cpu_workers"])
+    pool = pools.pool(params["cpu_workers"])
     with tick_server(payload, params["latency_ms"] / 1000) as url:
         measured = asyncio.run(_measure(pool.executor, url, params, len(payload), options.seed))
     cpu, io, overlapped = (float(np.median(measured["timings"][phase])) for phase in ("cpu", "io", "overlapped"))

@@ -8,7 +8,7 @@ Not part of the default test run (``norecursedirs`` leaves this folder out); run
     pytest tests/benchmarks --benchmark-only --benchmark-compare --benchmark-compare-fail=median:15%
     pytest tests/benchmarks --benchmark-disable -k small     # smoke test: one call each, checked
 
-Every case passes the correctness gate, then one warm-up call (JIT compile, GPU context,
+Every case passes the correctness check, then one warm-up call (JIT compile, GPU context,
 first-touch of the output at this size) whose result must match the float64 reference
 before any timing counts; the timed rounds' result is checked again.
 """
@@ -21,8 +21,8 @@ import time
 import pytest
 
 import factorbench as fb
-from benchmarks import cases
-from factorbench.gate import compare
+from benchmarks import suite
+from factorbench.measure.check import compare
 
 ROUND_S = 0.005
 """Calls per round are calibrated so that one round lasts at least this long."""
@@ -33,7 +33,7 @@ MIN_ROUNDS, MAX_ROUNDS = 3, 25
 
 def _benchmark_params():
     params = []
-    for case in cases.cases():
+    for case in suite.benchmarks():
         sizes, *variant_values = case.params
         for size in sizes:
             size_label = "medium" if size == sizes[-1] else "small"
@@ -45,19 +45,19 @@ def _benchmark_params():
 
 @functools.cache
 def _expected(kernel, params_key):
-    return fb.kernel(kernel).reference(*cases.inputs(kernel, params_key))
+    return fb.kernel(kernel).reference(*suite.inputs(kernel, params_key))
 
 
 def _assert_matches_reference(case, params, result):
     spec = case.spec
-    ok, error, why = compare(_expected(spec.name, tuple(params.items())), result, spec.rtol, spec.atol)
+    ok, _error, why = compare(_expected(spec.name, tuple(params.items())), result, spec.rtol, spec.atol)
     assert ok, f"{case.label} at {params}: {why}"
 
 
 @pytest.mark.parametrize("case, size, variants", _benchmark_params())
 def test_benchmark(benchmark, case, size, variants):
     try:
-        args = cases.prepare(case, size, *variants)
+        args = suite.prepare(case, size, *variants)
     except NotImplementedError as exc:
         pytest.skip(str(exc))
     params = case.kernel_params(size, *variants)

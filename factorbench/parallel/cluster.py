@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from factorbench.dask_support import CONNECT_TIMEOUT_S, check_reachable
+from factorbench.parallel.schedulers import CONNECT_TIMEOUT_S, check_reachable
 
 DEFAULT_PORT = 8786
 DEFAULT_DASHBOARD_PORT = 8787

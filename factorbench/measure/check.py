@@ -1,4 +1,4 @@
-"""The correctness gate: an implementation is compared with the float64 reference on
+"""The correctness check: an implementation is compared with the float64 reference on
 awkward inputs before it is ever timed."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from factorbench.registry import Implementation
 
 
 @dataclass
-class GateResult:
+class CheckResult:
     ok: bool
     max_error: float
     """Largest relative error seen over the cases that ran (0.0 when identical)."""
@@ -51,35 +51,35 @@ def compare(expected: np.ndarray, actual, rtol: float, atol: float) -> tuple[boo
 
 
 @cache
-def cases(kernel: str, seed: int) -> list[tuple[str, tuple, np.ndarray]]:
+def expected_outputs(kernel: str, seed: int) -> list[tuple[str, tuple, np.ndarray]]:
     """(label, args, expected) for every check case; the reference runs once per kernel."""
     spec = get_kernel(kernel)
-    return [(label, args, spec.reference(*args)) for label, args in spec.check_cases(np.random.default_rng(seed))]
+    return [(label, args, spec.reference(*args)) for label, args in spec.check_inputs(np.random.default_rng(seed))]
 
 
-def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> GateResult:
+def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> CheckResult:
     """Run ``impl`` (with ``settings`` as keywords) on every check case of its kernel;
     stop at the first mismatch."""
     spec = get_kernel(impl.kernel)
     settings = settings or {}
     max_error = 0.0
     cold_call_s = None
-    for label, args, expected in cases(impl.kernel, seed):
+    for label, args, expected in expected_outputs(impl.kernel, seed):
         # order="K": an F-ordered check input must reach the implementation F-ordered.
         inputs = tuple(a.copy(order="K") if isinstance(a, np.ndarray) and a.flags.owndata else a for a in args)
         start = time.perf_counter()
         try:
             actual = impl(*inputs, **settings)
         except Exception as exc:
-            return GateResult(False, max_error, f"case '{label}': raised {type(exc).__name__}: {exc}",
+            return CheckResult(False, max_error, f"case '{label}': raised {type(exc).__name__}: {exc}",
                               cold_call_s or 0.0, raised=True)
         if cold_call_s is None:
             cold_call_s = time.perf_counter() - start
         for before, after in zip(args, inputs):
             if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
-                return GateResult(False, max_error, f"case '{label}': modified its input", cold_call_s)
+                return CheckResult(False, max_error, f"case '{label}': modified its input", cold_call_s)
         ok, error, why = compare(expected, actual, spec.rtol, spec.atol)
         max_error = max(max_error, error)
         if not ok:
-            return GateResult(False, max_error, f"case '{label}': {why}", cold_call_s)
-    return GateResult(True, max_error, "", cold_call_s or 0.0)
+            return CheckResult(False, max_error, f"case '{label}': {why}", cold_call_s)
+    return CheckResult(True, max_error, "", cold_call_s or 0.0)

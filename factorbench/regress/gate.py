@@ -38,6 +38,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from factorbench.regress import asv_adapter
+from factorbench.results import format as fmt
+
 MODES = ("wall", "callgrind")
 DEFAULT_FACTOR = 1.2
 DEFAULT_THRESHOLD_PCT = 2.0
@@ -80,18 +83,11 @@ QUIET = ("unchanged", "skipped")
 
 # ---------------------------------------------------------------- repository and commits
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise GateError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"git {args[0]} failed")
-    return done.stdout.strip()
-
-
 def checkout_root(start: Path) -> Path:
     """The git checkout holding asv.conf.json and the benchmark suite."""
     done = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
     root = Path(done.stdout.strip()) if done.returncode == 0 else None
-    if root is None or not (root / "asv.conf.json").is_file() or not (root / "benchmarks" / "cases.py").is_file():
+    if root is None or not (root / "asv.conf.json").is_file() or not (root / "benchmarks" / "suite.py").is_file():
         raise GateError(f"run the gate inside a factorbench checkout: no asv.conf.json and benchmarks/ above {start}")
     return root
 
@@ -172,43 +168,30 @@ def compare_asv(repo: Path, base: str, head: str, regex: re.Pattern | None, fact
     """Rows for asv's stored results of both commits: a regression is a low percentile
     slower by more than ``factor`` with samples that asv's test (Mann-Whitney U,
     p < 0.002) finds different."""
-    from asv.commands.compare import _is_result_better, unroll_result
-    from asv.config import Config
-    from asv.machine import Machine
-    from asv.results import iter_results_for_machine_and_hash
+    before = asv_adapter.stored_results(repo, base, regex)
+    after = asv_adapter.stored_results(repo, head, regex)
 
-    conf = Config.load(str(repo / "asv.conf.json"))
-    results_dir = repo / conf.results_dir
-    machine = Machine.get_unique_machine_name()
-    units = {key: benchmark.get("unit", "")
-             for key, benchmark in json.loads((results_dir / "benchmarks.json").read_text()).items()
-             if isinstance(benchmark, dict)}  # beside the benchmarks, the file's format "version"
+    def value(result: asv_adapter.StoredResult | None):
+        return math.nan if result is None else low_percentile(result.value, result.samples)
 
-    def load(commit):
-        values = {}
-        for result in iter_results_for_machine_and_hash(str(results_dir), machine, commit):
-            for key in result.get_all_result_keys():
-                params = result.get_result_params(key)
-                unrolled = unroll_result(key, params, result.get_result_value(key, params),
-                                         result.get_result_stats(key, params),
-                                         result.get_result_samples(key, params))
-                for name, value, stats, samples in unrolled:
-                    # selected by the name with its parameters, as asv --bench selects
-                    if regex is None or regex.search(name):
-                        values[name] = (low_percentile(value, samples), (stats, samples), units.get(key, ""))
-        return values
-
-    before, after = load(base), load(head)
     rows = []
     for name in sorted(before.keys() | after.keys()):
-        if name not in after:
-            rows.append(Row(name, before[name][0], math.nan, before[name][2], "gone"))
+        old_result, new_result = before.get(name), after.get(name)
+        if new_result is None:
+            rows.append(Row(name, value(old_result), math.nan, old_result.unit if old_result else "", "gone"))
             continue
-        old, old_ss, _ = before.get(name, (math.nan, None, ""))
-        new, new_ss, unit = after[name]
-        status, note = classify(old, new, lambda a, b: _is_result_better(a, b, old_ss, new_ss, factor),
-                                lambda a, b: _is_result_better(b, a, new_ss, old_ss, factor))
-        rows.append(Row(name, old, new, unit, status, note))
+        old, new = value(old_result), value(new_result)
+        old_ss = old_result.stats_and_samples if old_result else None
+        new_ss = new_result.stats_and_samples
+
+        def regressed(a, b, old_ss=old_ss, new_ss=new_ss):
+            return asv_adapter.is_better(a, b, old_ss, new_ss, factor)
+
+        def improved(a, b, old_ss=old_ss, new_ss=new_ss):
+            return asv_adapter.is_better(b, a, new_ss, old_ss, factor)
+
+        status, note = classify(old, new, regressed, improved)
+        rows.append(Row(name, old, new, new_result.unit, status, note))
     return rows
 
 
@@ -220,12 +203,9 @@ def fmt_value(value: float | None, unit: str) -> str:
     if math.isnan(value):
         return "n/a"
     if unit == "seconds":
-        for suffix, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-            if value >= scale:
-                return f"{value / scale:.3g} {suffix}"
-        return f"{value / 1e-9:.3g} ns"
+        return fmt.time(value)
     if unit == "bytes":
-        return f"{value / 2**20:,.1f} MiB"
+        return fmt.size(value)
     return f"{value:,.0f}" if unit == "instructions" else f"{value:,.4g}"
 
 
@@ -361,9 +341,9 @@ def parse_callgrind_dumps(folder: Path, prefix: str) -> dict[str, int]:
 
 def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern | None,
                        work: Path) -> dict[str, dict]:
-    """Run the suite's small cases once each under callgrind against the build in ``site``."""
+    """Run every benchmark at its small size once under callgrind against the build in ``site``."""
     work.mkdir(parents=True, exist_ok=True)
-    listing = work / "cases.json"
+    listing = work / "benchmarks.json"
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                f"--callgrind-out-file={work}/callgrind.out.%p",
                sys.executable, "-P", str(repo / "benchmarks" / "count_instructions.py"),
@@ -383,12 +363,12 @@ def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern |
     if not Path(found["factorbench"]).resolve().is_relative_to(site.resolve()):
         raise GateError(f"the callgrind run imported factorbench from {found['factorbench']}, not from the build "
                         f"of the commit in {site}")
-    cases = found["cases"]
+    counted = found["benchmarks"]
     counts = parse_callgrind_dumps(work, "callgrind.out.")
-    for entry in cases.values():
+    for entry in counted.values():
         if entry["status"] == "ok":
             entry["count"] = counts[entry.pop("label")]
-    return cases
+    return counted
 
 
 def run_callgrind(repo: Path, base: str, head: str, regex: re.Pattern | None, threshold_pct: float,

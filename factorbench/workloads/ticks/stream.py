@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from factorbench.ticks import arrays
-from factorbench.ticks.factors import DEFAULT_SPEC, FactorSpec, bucket_pct_rank
+from factorbench.workloads.ticks import columnar
+from factorbench.workloads.ticks.factors import DEFAULT_SPEC, FactorSpec, bucket_pct_rank
 
 
 class IncrementalFactors:
@@ -32,7 +32,7 @@ class IncrementalFactors:
 
     def __init__(self, names: np.ndarray, spec: FactorSpec = DEFAULT_SPEC, backend: str = "numba"):
         self.names, self.spec = names, spec
-        self._advance = arrays.kernels(backend)[1]
+        self._advance = columnar.kernels(backend)[1]
         symbols = len(names)
         self.seen = np.zeros(symbols, dtype=np.int64)
         self.recent_log_vwap = np.zeros((symbols, spec.lag))
@@ -43,7 +43,7 @@ class IncrementalFactors:
                       "seq": np.empty(0, np.int64), **{key: np.empty(0) for key in
                                                        ("momentum", "spread", "zscore", "ema_spread")}}
 
-    def update(self, batch: arrays.Ticks) -> dict[str, np.ndarray]:
+    def update(self, batch: columnar.Ticks) -> dict[str, np.ndarray]:
         """Advance by one batch (arrival order); return the rows whose buckets closed."""
         spec = self.spec
         if len(batch) and batch.timestamp[0] < self.last_timestamp:
@@ -75,13 +75,13 @@ class IncrementalFactors:
         return rows
 
 
-def batches(ticks: arrays.Ticks, size: int):
+def batches(ticks: columnar.Ticks, size: int):
     for start in range(0, len(ticks), size):
         yield ticks.rows(slice(start, start + size))
 
 
-def incremental_factors(ticks: arrays.Ticks, spec: FactorSpec, batch_size: int, backend: str = "numba",
-                        latencies: list[float] | None = None) -> arrays.Factors:
+def incremental_factors(ticks: columnar.Ticks, spec: FactorSpec, batch_size: int, backend: str = "numba",
+                        latencies: list[float] | None = None) -> columnar.Factors:
     """Stream ``ticks`` through IncrementalFactors; the emitted rows, canonically sorted.
 
     Appends each batch's ``update()`` time to ``latencies`` when given.
@@ -96,19 +96,19 @@ def incremental_factors(ticks: arrays.Ticks, spec: FactorSpec, batch_size: int, 
     emitted.append(engine.flush())
     rows = {key: np.concatenate([part[key] for part in emitted]) for key in emitted[0]}
     order = np.lexsort((rows["seq"], rows["timestamp"], rows["symbol_id"]))
-    return arrays.Factors(ticks.names, rows["symbol_id"][order], rows["timestamp"][order],
+    return columnar.Factors(ticks.names, rows["symbol_id"][order], rows["timestamp"][order],
                           rows["seq"][order], *(rows[key][order] for key in
                                                 ("momentum", "spread", "zscore", "ema_spread", "rank")))
 
 
-def warm_up(ticks: arrays.Ticks, spec: FactorSpec, backend: str, recompute_backend: str) -> None:
+def warm_up(ticks: columnar.Ticks, spec: FactorSpec, backend: str, recompute_backend: str) -> None:
     """Compile the kernels before anything is timed: a first Numba call is mostly compilation."""
     head = ticks.rows(slice(0, 1000))
     IncrementalFactors(ticks.names, spec, backend).update(head)
-    arrays.compute(head, spec, recompute_backend)
+    columnar.compute(head, spec, recompute_backend)
 
 
-def recompute_latencies(ticks: arrays.Ticks, spec: FactorSpec, batch_size: int, backend: str,
+def recompute_latencies(ticks: columnar.Ticks, spec: FactorSpec, batch_size: int, backend: str,
                         window_ticks: int, samples: int) -> list[float]:
     """Seconds to recompute everything seen so far (at most ``window_ticks``) after evenly spaced batches."""
     count = -(-len(ticks) // batch_size)
@@ -117,7 +117,7 @@ def recompute_latencies(ticks: arrays.Ticks, spec: FactorSpec, batch_size: int, 
     for index in chosen:
         end = min(len(ticks), (index + 1) * batch_size)
         start = time.perf_counter()
-        arrays.compute(ticks.rows(slice(max(0, end - window_ticks), end)), spec, backend)
+        columnar.compute(ticks.rows(slice(max(0, end - window_ticks), end)), spec, backend)
         latencies.append(time.perf_counter() - start)
     return latencies
 

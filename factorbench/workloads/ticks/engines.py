@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from factorbench.registry import missing_modules
-from factorbench.ticks import arrays
-from factorbench.ticks.factors import DEFAULT_SPEC, FACTORS, INPUT_COLUMNS, KEYS, FactorSpec
+from factorbench.workloads.ticks import columnar
+from factorbench.workloads.ticks.factors import DEFAULT_SPEC, FACTORS, INPUT_COLUMNS, KEYS, FactorSpec
+
 
 @dataclass(frozen=True)
 class Engine:
@@ -112,12 +113,12 @@ def _polars_to_frame(frame):
 
 def _arrays_compute(backend: str):
     def compute(files, spec: FactorSpec):
-        return arrays.compute(arrays.read_ticks(files, spec.min_volume), spec, backend)
+        return columnar.compute(columnar.read_ticks(files, spec.min_volume), spec, backend)
 
     return compute
 
 
-def _factors_to_frame(factors: arrays.Factors):
+def _factors_to_frame(factors: columnar.Factors):
     return factors.to_frame()
 
 
@@ -127,10 +128,10 @@ def _factors_to_frame(factors: arrays.Factors):
 def dask_scheduler(settings: dict):
     """Where Dask computes: "threads" (in-process), "local-cluster" (worker processes started
     once in this process) or "tcp://HOST:PORT" (a running scheduler), as the default of
-    every ``.compute()`` in the block (see factorbench.dask_support)."""
-    from factorbench import dask_support
+    every ``.compute()`` in the block (see factorbench.parallel.schedulers)."""
+    from factorbench.parallel import schedulers
 
-    with dask_support.as_default(settings.get("scheduler") or dask_support.THREADS):
+    with schedulers.as_default(settings.get("scheduler") or schedulers.THREADS):
         yield
 
 

@@ -1,9 +1,9 @@
 """One self-contained HTML report from a results document, or a comparison of two.
 
 Everything is inline (CSS, SVG figures, images as data: URIs), so the file opens offline
-and nothing is fetched from a CDN. Figures come from factorbench.plots, tables from the
-jinja2 templates in factorbench.reports (autoescaped: names and messages from a results
-file are never trusted as HTML). Speed-ups come from factorbench.analysis, so the
+and nothing is fetched from a CDN. Figures come from factorbench.report.plots, tables from the
+jinja2 templates in factorbench/report/templates (autoescaped: names and messages from a results
+file are never trusted as HTML). Speed-ups come from factorbench.results.analysis, so the
 report and the CLI tables say the same thing.
 """
 
@@ -19,9 +19,13 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from factorbench import analysis, plots, results
-from factorbench.cli import PROCESS_COLUMNS, fmt_time
-from factorbench.profiling import MEMORY_PEAK_KEY
+from factorbench.report import plots
+from factorbench.results import analysis, schema
+from factorbench.results import format as fmt
+from factorbench.results.compare import COMPARE_ALPHA, COMPARE_FACTOR, compare_rows
+from factorbench.results.schema import MEMORY_PEAK_KEY
+
+PROCESS_COLUMNS = fmt.PROCESS_COLUMNS
 
 ARTIFACT_INLINE_LIMIT = 8 * 2**20
 """Artifacts above this size are linked by path instead of inlined, to keep the file usable."""
@@ -30,73 +34,28 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".webp": "image/webp"}
 TEXT_TYPES = (".txt", ".json", ".dot", ".csv", ".log")
 HIDDEN_EXTRA = ("artifacts", "traceback", MEMORY_PEAK_KEY)
-BYTE_UNITS = ("bytes", "B")
 """Workload units shown scaled (KiB, MiB, GiB) in the cell rather than in the column header."""
-COMPARE_FACTOR = 1.1
-COMPARE_ALPHA = 0.05
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("factorbench.reports", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("factorbench.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters["time"] = fmt_time
-    env.filters["ratio"] = fmt_ratio
+    env.filters["time"] = fmt.time
+    env.filters["ratio"] = fmt.ratio
     return env
-
-
-def fmt_ratio(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}x" if value >= 100 else f"{value:.3g}x"
-
-
-def _fmt_pct(fraction: float | None) -> str:
-    if fraction is None:
-        return "-"
-    pct = 100 * fraction
-    return f"{pct:.0f}%" if pct >= 10 else f"{pct:.2g}%"
-
-
-def _fmt_bytes(count) -> str:
-    if not isinstance(count, (int, float)):
-        return "unknown"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if count >= scale:
-            return f"{count / scale:.3g} {unit}"
-    return f"{count:g} B"
-
-
-def fmt_metric(value, unit: str = "") -> str:
-    """A table value; the unit is in the column header, except seconds, which get scaled units."""
-    if isinstance(value, (dict, list)):
-        text = json.dumps(value, sort_keys=True, default=str)
-        return text if len(text) <= 200 else text[:199] + "…"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if unit == "s":
-        return fmt_time(value)
-    if unit in BYTE_UNITS:
-        return _fmt_bytes(value)
-    if isinstance(value, int) or abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def copy_bandwidth(doc: dict) -> float | None:
     """Bytes per second of the run's STREAM-like copy test, if it was measured."""
     measured = doc["machine"].get("bandwidth") or {}
     value = measured.get("copy_GBps")
-    return value * 1e9 if _number(value) and value > 0 else None
+    return value * 1e9 if fmt.is_number(value) and value > 0 else None
 
 
 def floor_fraction(result: dict, bandwidth: float | None) -> float | None:
     """Bandwidth floor (bytes the kernel must move at the measured copy rate) / median time."""
-    if bandwidth is None or not _number(result.get("bytes_moved")) or not _number(result.get("median")):
+    if bandwidth is None or not fmt.is_number(result.get("bytes_moved")) or not fmt.is_number(result.get("median")):
         return None
     return result["bytes_moved"] / bandwidth / result["median"] if result["median"] > 0 else None
 
@@ -146,7 +105,7 @@ def embed(name: str, path: str, owner: str) -> dict:
     suffix = file.suffix.lower()
     size = file.stat().st_size
     if size > ARTIFACT_INLINE_LIMIT:
-        return {**view, "kind": "link", "why": f"{_fmt_bytes(size)}: too large to inline"}
+        return {**view, "kind": "link", "why": f"{fmt.size(size)}: too large to inline"}
     if suffix == ".svg":
         data = file.read_bytes()
         uri = "data:image/svg+xml;base64," + base64.b64encode(data).decode()
@@ -174,13 +133,13 @@ def _row_view(row: analysis.Row, rank: int, bandwidth, summaries) -> dict:
     fraction = floor_fraction(result, bandwidth)
     return {
         "rank": rank, "best": row.best, "label": analysis.label(result), "paradigm": result["paradigm"],
-        "median": fmt_time(result["median"]), "spread": fmt_time(result.get("iqr")),
+        "median": fmt.time(result["median"]), "spread": fmt.time(result.get("iqr")),
         "samples": len(result.get("times") or []),
         "elements_per_s": f"{analysis.elements_per_s(row):.3g}",
-        "vs_loop": fmt_ratio(row.speedup.get("loop")), "vs_vectorized": fmt_ratio(row.speedup.get("vectorized")),
-        "vs_library": fmt_ratio(row.speedup.get("library")),
-        "floor": _fmt_pct(fraction), "floor_fraction": fraction, "over_floor": bool(fraction and fraction > 1.05),
-        "cold": fmt_time(result.get("cold_call_s")), "note": result.get("reason") or "",
+        "vs_loop": fmt.ratio(row.speedup.get("loop")), "vs_vectorized": fmt.ratio(row.speedup.get("vectorized")),
+        "vs_library": fmt.ratio(row.speedup.get("library")),
+        "floor": fmt.pct(fraction), "floor_fraction": fraction, "over_floor": bool(fraction and fraction > 1.05),
+        "cold": fmt.time(result.get("cold_call_s")), "note": result.get("reason") or "",
         "summary": summaries.get((result["kernel"], result["implementation"]), ""),
     }
 
@@ -193,13 +152,13 @@ def _parallel_plots(case: analysis.Case) -> list[dict]:
             by_impl[row.result["implementation"]].append(row.result)
     series_by_setting: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for impl, rows in by_impl.items():
-        keys = {key for r in rows for key, value in r["settings"].items() if _number(value)}
+        keys = {key for r in rows for key, value in r["settings"].items() if fmt.is_number(value)}
         for key in sorted(keys):
             if len({r["settings"].get(key) for r in rows}) < 2:
                 continue
             for r in rows:
                 value = r["settings"].get(key)
-                if not _number(value) or value <= 0:
+                if not fmt.is_number(value) or value <= 0:
                     continue
                 others = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if k != key)
                 label = impl + (f" ({others})" if others else "")
@@ -222,12 +181,12 @@ def _case_view(case: analysis.Case, bandwidth, colours, summaries) -> dict:
     extra_keys = sorted({key for row in case.ranked for key in (row.result.get("extra") or {})
                          if key not in HIDDEN_EXTRA})
     extras = [{"label": analysis.label(row.result),
-               "values": [fmt_metric((row.result.get("extra") or {}).get(key, "")) for key in extra_keys]}
+               "values": [fmt.metric((row.result.get("extra") or {}).get(key, "")) for key in extra_keys]}
               for row in case.ranked if any(k in (row.result.get("extra") or {}) for k in extra_keys)]
     peaks = [(analysis.label(r.result), r.result["extra"][MEMORY_PEAK_KEY]) for r in case.ranked
-             if _number((r.result.get("extra") or {}).get(MEMORY_PEAK_KEY))]
+             if fmt.is_number((r.result.get("extra") or {}).get(MEMORY_PEAK_KEY))]
     floor_per_element = None
-    if bandwidth and case.ranked and _number(case.ranked[0].result.get("bytes_moved")):
+    if bandwidth and case.ranked and fmt.is_number(case.ranked[0].result.get("bytes_moved")):
         best = case.ranked[0].result
         floor_per_element = best["bytes_moved"] / bandwidth / best["elements"]
     every = [row.result for row in case.ranked] + case.unranked
@@ -252,7 +211,7 @@ def _scaling_views(doc: dict, colours) -> list[dict]:
     """Time against size per kernel (and per value of its other parameters), when several sizes ran."""
     groups: dict[str, dict] = {}
     for result in doc["results"]:
-        if result["status"] != "ok" or not _number(result.get("median")):
+        if result["status"] != "ok" or not fmt.is_number(result.get("median")):
             continue
         _, size_param = _kernel_info(result["kernel"])
         params = result["params"]
@@ -289,13 +248,13 @@ def _workload_view(section: dict) -> dict:
         "id": _slug("workload", section["name"]), "name": section["name"], "summary": section.get("summary", ""),
         "status": section["status"], "reason": section.get("reason") or "",
         "params": section.get("params") or {},
-        "columns": [f"{c} [{units[c]}]" if units.get(c) and units[c] not in ("s", *BYTE_UNITS) else c
+        "columns": [f"{c} [{units[c]}]" if units.get(c) and units[c] not in ("s", *fmt.BYTE_UNITS) else c
                     for c in columns],
-        "rows": [[fmt_metric(row.get(c, ""), units.get(c, "")) for c in columns] for row in rows],
+        "rows": [[fmt.metric(row.get(c, ""), units.get(c, "")) for c in columns] for row in rows],
         "notes": [str(note) for note in section.get("notes") or []],
-        "latency": [{"label": label, "p50": fmt_time(s.get("p50")) if _number(s.get("p50")) else "-",
-                     "p95": fmt_time(s.get("p95")) if _number(s.get("p95")) else "-",
-                     "p99": fmt_time(s.get("p99")) if _number(s.get("p99")) else "-",
+        "latency": [{"label": label, "p50": fmt.time(s.get("p50")) if fmt.is_number(s.get("p50")) else "-",
+                     "p95": fmt.time(s.get("p95")) if fmt.is_number(s.get("p95")) else "-",
+                     "p99": fmt.time(s.get("p99")) if fmt.is_number(s.get("p99")) else "-",
                      "samples": len(s.get("samples") or [])} for label, s in latency.items()],
         "latency_svg": Markup(plots.latency(latency)) if latency else None,
         "artifacts": _artifacts(section.get("artifacts"), section["name"]),
@@ -330,18 +289,18 @@ def _machine_view(doc: dict) -> dict:
     facts = [
         ("CPU", m.get("cpu_model", "unknown")),
         ("cores", f"{m.get('physical_cores', '?')} physical, {m.get('logical_cores', '?')} logical"),
-        ("memory", _fmt_bytes(m.get("memory_bytes"))),
+        ("memory", fmt.size(m.get("memory_bytes"))),
         ("OS", m.get("os", "unknown")),
         ("Python", f"{m.get('python', '?')} ({m.get('python_implementation', '?')})"),
         ("CPU affinity", pinning),
         ("threads", ", ".join(f"{k}={v}" for k, v in threads.items()) or "defaults"),
         ("thread env", ", ".join(f"{k}={v}" for k, v in (m.get("thread_env") or {}).items()) or "none set"),
         ("memory bandwidth", f"copy {bandwidth['copy_GBps']:.1f} GB/s, read {bandwidth['read_GBps']:.1f} GB/s "
-                             f"over {_fmt_bytes(bandwidth.get('bytes'))} arrays ({bandwidth.get('method', '')})"
-         if _number(bandwidth.get("copy_GBps")) and _number(bandwidth.get("read_GBps")) else "not measured"),
+                             f"over {fmt.size(bandwidth.get('bytes'))} arrays ({bandwidth.get('method', '')})"
+         if fmt.is_number(bandwidth.get("copy_GBps")) and fmt.is_number(bandwidth.get("read_GBps")) else "not measured"),
         ("git commit", m.get("git_commit") or "unknown"),
         ("profiling", f"{profiling['profiled']} implementations in {profiling['seconds']:.0f} s, files in "
-                      f"{profiling['dir']}" if _number(profiling.get("seconds")) else "not profiled"),
+                      f"{profiling['dir']}" if fmt.is_number(profiling.get("seconds")) else "not profiled"),
         ("started", options.get("started", "unknown")),
         ("host", m.get("hostname", "unknown")),
     ]
@@ -385,52 +344,7 @@ def render(doc: dict, source: str = "") -> str:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _compare_key(result: dict) -> str:
-    return json.dumps([analysis.case_key(result), result["implementation"], result.get("settings") or {}],
-                      sort_keys=True)
-
-
-def compare_rows(before: dict, after: dict, factor: float = COMPARE_FACTOR,
-                 alpha: float = COMPARE_ALPHA) -> list[dict]:
-    """asv-compare-style rows: time-per-element ratio after/before, and a mark.
-
-    '+' slower and '-' faster beyond ``factor`` with a Mann-Whitney U p-value below ``alpha``
-    on the raw per-call times; '~' beyond the factor but not significant; '!' ran in one
-    run only, or its status changed; '' no change (including the same skip in both).
-    """
-    from scipy.stats import mannwhitneyu
-
-    old = {_compare_key(r): r for r in before["results"]}
-    new = {_compare_key(r): r for r in after["results"]}
-    rows = []
-    for key in list(old) + [k for k in new if k not in old]:
-        a, b = old.get(key), new.get(key)
-        first = a or b
-        row = {"case": analysis.Case(first["kernel"], first.get("requested_params") or first["params"], [], [], {}).title,
-               "label": analysis.label(first), "paradigm": first["paradigm"],
-               "before": _status_or_time(a), "after": _status_or_time(b), "ratio": None, "p": None,
-               "mark": "" if a and b and a["status"] == b["status"] != "ok" else "!"}
-        if a and b and a["status"] == b["status"] == "ok" and a.get("elements") and b.get("elements"):
-            per_a = [t / a["elements"] for t in a["times"]]
-            per_b = [t / b["elements"] for t in b["times"]]
-            ratio = (b["median"] / b["elements"]) / (a["median"] / a["elements"])
-            p = mannwhitneyu(per_a, per_b, alternative="two-sided").pvalue if per_a and per_b else 1.0
-            changed = ratio > factor or ratio < 1 / factor
-            mark = ("+" if ratio > 1 else "-") if changed and p < alpha else ("~" if changed else "")
-            row.update(ratio=ratio, p=float(p), mark=mark)
-        rows.append(row)
-    return rows
-
-
-def _status_or_time(result: dict | None) -> str:
-    if result is None:
-        return "absent"
-    if result["status"] != "ok":
-        return result["status"].upper()
-    return fmt_time(result["median"]) + (f" ±{fmt_time(result['iqr'])}" if _number(result.get("iqr")) else "")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def render_comparison(before: dict, after: dict, names: tuple[str, str], factor: float = COMPARE_FACTOR,
@@ -459,7 +373,7 @@ def render_comparison(before: dict, after: dict, names: tuple[str, str], factor:
 
 def write_report(paths: list[str], output: str, factor: float = COMPARE_FACTOR) -> Path:
     """Load one results file (a report) or two (a comparison) and write the HTML to ``output``."""
-    docs = [results.load(path) for path in paths]
+    docs = [schema.load(path) for path in paths]
     if len(docs) == 1:
         html = render(docs[0], source=str(paths[0]))
     else:

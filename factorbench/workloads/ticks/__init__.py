@@ -27,10 +27,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from factorbench.ticks import data
-from factorbench.ticks.engines import ENGINES
-from factorbench.ticks.factors import FactorSpec
 from factorbench.workloads import Workload
+from factorbench.workloads.ticks import data
+from factorbench.workloads.ticks.engines import ENGINES
+from factorbench.workloads.ticks.factors import FactorSpec
 
 CHECK_DATA = {"rows": 20_000, "symbols": 40, "files": 3}
 """Small enough for the loop reference, big enough for every edge: symbols with < 5 kept
@@ -110,7 +110,7 @@ def child_environment(options) -> dict:
 
 
 def engine_rows(chosen, spec, options, files, check_files, reference_path, ticks) -> list[dict]:
-    from factorbench.ticks.measure import measure
+    from factorbench.workloads.ticks.isolated import measure
 
     rows = []
     for name in chosen["ticks_engines"]:
@@ -142,18 +142,18 @@ def engine_rows(chosen, spec, options, files, check_files, reference_path, ticks
 
 
 def streaming(chosen, spec, options, files, check_files, expected) -> tuple[list[dict], dict, list[str]]:
-    from factorbench.ticks import arrays, stream
-    from factorbench.ticks.factors import compare
+    from factorbench.workloads.ticks import columnar, stream
+    from factorbench.workloads.ticks.factors import compare
 
     # Without Numba the incremental kernel runs as plain Python and recompute uses NumPy.
-    backend, recompute_backend = ("python", "numpy") if arrays.numba_missing() else ("numba", "numba")
+    backend, recompute_backend = ("python", "numpy") if columnar.numba_missing() else ("numba", "numba")
     labels = (f"stream incremental ({backend})",
               f"stream recompute ({recompute_backend}, ≤{chosen['ticks_recompute_window']:,} ticks)")
-    ok, _, message = compare(stream.incremental_factors(arrays.read_ticks(check_files), spec, CHECK_BATCH,
+    ok, _, message = compare(stream.incremental_factors(columnar.read_ticks(check_files), spec, CHECK_BATCH,
                                                         backend).to_frame(), expected)
     if not ok:
         return [{"label": label, "status": "wrong", "reason": message} for label in labels], {}, []
-    ticks = arrays.read_ticks(files)
+    ticks = columnar.read_ticks(files)
     stream.warm_up(ticks, spec, backend, recompute_backend)
     incremental: list[float] = []
     stream.incremental_factors(ticks, spec, chosen["ticks_batch"], backend, incremental)
@@ -179,7 +179,7 @@ def streaming(chosen, spec, options, files, check_files, expected) -> tuple[list
 def run(options) -> dict:
     import pyarrow.parquet as pq
 
-    from factorbench.ticks.factors import reference
+    from factorbench.workloads.ticks.factors import reference
 
     chosen = settings_of(options)
     spec = spec_of(chosen)

@@ -11,7 +11,7 @@ parent reports the parent's peak (measured here: 536 MB for a 10 MB child).
 Without /proc (macOS, Windows) the process-lifetime peak is reported instead.
 Under a Dask cluster scheduler, the workers' memory is in other processes and not counted.
 
-Run as ``python -m factorbench.ticks.measure REQUEST_JSON``; prints one JSON line.
+Run as ``python -m factorbench.workloads.ticks.isolated REQUEST_JSON``; prints one JSON line.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def measure_here(request: dict) -> dict:
     import pandas as pd
     import psutil
 
-    from factorbench.ticks.engines import engine
-    from factorbench.ticks.factors import FactorSpec, compare
+    from factorbench.workloads.ticks.engines import engine
+    from factorbench.workloads.ticks.factors import FactorSpec, compare
 
     spec = FactorSpec(**request["spec"])
     chosen = engine(request["engine"])
@@ -106,7 +106,7 @@ def measure(request: dict, *, timeout_s: float, env: dict | None = None) -> dict
     On a timeout or an exception here (Ctrl-C) the child is interrupted, so that it closes
     what it started (a Dask cluster), and after a grace period killed with its descendants.
     """
-    command = [sys.executable, "-m", "factorbench.ticks.measure", json.dumps(request)]
+    command = [sys.executable, "-m", "factorbench.workloads.ticks.isolated", json.dumps(request)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         out, err = child.communicate(timeout=timeout_s)

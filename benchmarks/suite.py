@@ -1,4 +1,4 @@
-"""Benchmark cases read from the factorbench registry: one per (kernel, implementation,
+"""Benchmarks read from the factorbench registry: one per (kernel, implementation,
 settings), with its sizes, memory-order variants and a version hash of its code.
 
 The asv suite (kernels.py), the pytest-benchmark module and the callgrind counter all
@@ -14,25 +14,22 @@ import functools
 import hashlib
 import inspect
 import json
-import math
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import factorbench as fb
-from factorbench.gate import check
 from factorbench.kernels import Kernel
-from factorbench.runner import RunOptions, settings_sweep
+from factorbench.measure import sizing
+from factorbench.measure.check import check
+from factorbench.measure.runner import RunOptions, settings_sweep
 
 SEED = 0
 CALL_LIMIT_S = 1.5
 """An implementation whose one call would take longer than this at a size (the Python
 loops at medium size) is skipped there, so a full ``asv run`` stays within minutes."""
-LADDER = 8
-"""Size ratio between the sizes ``fits`` times on its way up to a medium size."""
 MEMORY_HEAVY_BYTES = 256 * 2**20
 """Kernels moving at least this much per call at default size get ``peakmem_`` benchmarks."""
 BASELINE_PARADIGM = "loop"
@@ -54,13 +51,13 @@ def source_text(func) -> str:
 def sizes(spec: Kernel) -> tuple[int, ...]:
     """(small, medium) values of the kernel's size parameter.
 
-    Medium is the ``--quick`` size; small is LADDER times the probe size the runner uses
-    to estimate slow implementations: big enough to leave call overhead behind, small
+    Medium is the ``--quick`` size; small is one LADDER step above the kernel's trial size
+    (the size model's first step): big enough to leave call overhead behind, small
     enough for a Python loop to finish in well under a second.
     """
     medium = {**spec.defaults, **spec.quick}[spec.size_param]
-    probe = spec.probe.get(spec.size_param)
-    small = probe * LADDER if probe else medium
+    trial = spec.trial.get(spec.size_param)
+    small = trial * sizing.LADDER if trial else medium
     return tuple(sorted({min(small, medium), medium}))
 
 
@@ -71,7 +68,7 @@ def param_grid(spec: Kernel, medium_only: bool = False) -> list[list]:
 
 
 @dataclass(frozen=True)
-class BenchCase:
+class Benchmark:
     impl: fb.Implementation
     setting_items: tuple = ()
     """(name, value) pairs of the implementation's settings for this case (hashable)."""
@@ -121,17 +118,17 @@ class BenchCase:
         return self.impl(*args, **self.settings)
 
 
-def cases(kernel: str | None = None) -> list[BenchCase]:
+def benchmarks(kernel: str | None = None) -> list[Benchmark]:
     """Every (kernel, implementation, settings) case, available or not."""
-    return [BenchCase(impl, tuple(settings.items())) for impl in fb.implementations(kernel)
+    return [Benchmark(impl, tuple(settings.items())) for impl in fb.implementations(kernel)
             for settings in settings_sweep(impl, RunOptions())]
 
 
-def baseline(case: BenchCase) -> BenchCase | None:
+def baseline(case: Benchmark) -> Benchmark | None:
     """The first available baseline-paradigm case of the same kernel (None for a baseline)."""
     if case.impl.paradigm == BASELINE_PARADIGM:
         return None
-    return next((other for other in cases(case.impl.kernel)
+    return next((other for other in benchmarks(case.impl.kernel)
                  if other.impl.paradigm == BASELINE_PARADIGM and other.impl.available), None)
 
 
@@ -140,13 +137,13 @@ def is_memory_heavy(spec: Kernel) -> bool:
 
 
 @functools.cache
-def gate(case: BenchCase) -> None:
+def checked(case: Benchmark) -> None:
     """Raise unless the case runs here and matches the reference (checked once per process)."""
     if not case.impl.available:
         raise NotImplementedError(f"{case.label} is unavailable: {case.impl.reason}")
     result = check(case.impl, SEED, case.settings)
     if not result.ok:
-        raise AssertionError(f"{case.label} failed the correctness gate: {result.message}")
+        raise AssertionError(f"{case.label} failed the correctness check: {result.message}")
 
 
 @functools.lru_cache(maxsize=4)
@@ -156,9 +153,9 @@ def inputs(kernel: str, params_key: tuple) -> tuple:
     return fb.kernel(kernel).make_args(dict(params_key), np.random.default_rng(SEED))
 
 
-def prepare(case: BenchCase, size, *variants) -> tuple:
-    """Gate the case, refuse sizes too slow for it, and return the call arguments."""
-    gate(case)
+def prepare(case: Benchmark, size, *variants) -> tuple:
+    """Check the benchmark, refuse sizes too slow for it, and return the call arguments."""
+    checked(case)
     params = case.kernel_params(size, *variants)
     if not fits(case, tuple(params.items())):
         raise NotImplementedError(f"{case.label} takes over {CALL_LIMIT_S:g} s a call at "
@@ -166,45 +163,16 @@ def prepare(case: BenchCase, size, *variants) -> tuple:
     return inputs(case.impl.kernel, tuple(params.items()))
 
 
-def best_call_s(case: BenchCase, params: dict, calls: int = 2) -> float:
-    """Seconds one warm call takes, as the best of ``calls`` calls and the lesser of wall
-    and CPU time: a loaded machine stretches wall time (a Python loop got half as fast
-    with a dozen processes on two cores) but not the CPU time of single-threaded work,
-    while multi-threaded work uses more CPU than wall time."""
-    args = inputs(case.impl.kernel, tuple(params.items()))
-    case.call(*args)  # warm-up at this size
-    best = math.inf
-    for _ in range(calls):
-        wall, cpu = time.perf_counter(), time.process_time()
-        case.call(*args)
-        best = min(best, time.perf_counter() - wall, time.process_time() - cpu)
-    return best
-
-
 @functools.cache
-def fits(case: BenchCase, params_key: tuple) -> bool:
-    """Whether one call at these params is predicted to stay under CALL_LIMIT_S.
-
-    Climbs from the small size in steps of LADDER, timing each step and extrapolating
-    linearly in elements to the next, and stops at the first prediction over the limit.
-    Short steps keep fixed costs (thread wake-ups, process pools) from being mistaken
-    for per-element cost, so the verdict is the same in every asv process: a benchmark
-    skipped in one run and timed in the next would break its history.
-    """
+def fits(case: Benchmark, params_key: tuple) -> bool:
+    """Whether one call at these params is predicted to stay under CALL_LIMIT_S, by the
+    size model `factorbench run` uses (factorbench.measure.sizing), climbing from the
+    small size, so the verdict is the same in every asv process: a benchmark skipped in
+    one run and timed in the next would break its history."""
     params, spec = dict(params_key), case.spec
-    target = params[spec.size_param]
-    size = sizes(spec)[0]
-    current = {**params, spec.size_param: size}
-    if spec.elements(params) <= spec.elements(current):
-        return True
-    seconds = best_call_s(case, current)
-    while True:
-        step = {**params, spec.size_param: min(target, size * LADDER)}
-        if seconds * spec.elements(step) / spec.elements(current) > CALL_LIMIT_S:
-            return False
-        if step[spec.size_param] == target:
-            return True
-        size, current, seconds = step[spec.size_param], step, best_call_s(case, step)
+    start = {**params, spec.size_param: sizes(spec)[0]}
+    fitted = sizing.fit(spec, case.call, params, CALL_LIMIT_S, SEED, start=start)
+    return fitted.params == params
 
 
 def is_figure(value) -> bool:
@@ -216,10 +184,10 @@ def write_metric_keys(path: str) -> None:
     first (smallest) check input, as JSON ``{case name: [keys]}``: the keys a figure
     exists for are only known once the implementation has run."""
     found = {}
-    for case in cases():
+    for case in benchmarks():
         if case.impl.metrics is None or not case.impl.available:
             continue
-        _, args = next(iter(case.spec.check_cases(np.random.default_rng(SEED))))
+        _, args = next(iter(case.spec.check_inputs(np.random.default_rng(SEED))))
         try:
             case.call(*args)
             found[case.name] = sorted(key for key, value in case.impl.metrics().items() if is_figure(value))

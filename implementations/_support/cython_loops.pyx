@@ -5,7 +5,7 @@ Each def function takes contiguous typed memoryviews (the Python wrappers in cyt
 hand over contiguous views or copies, and allocate the outputs with np.empty) and runs
 its loop on raw pointers without the GIL. The *_prange functions split the work over
 `threads` OpenMP threads and return the size of the team OpenMP really ran them on.
-The algorithms are those of _numba_kernels.py, where they are explained at more length.
+The algorithms are those of numba_loops.py, where they are explained at more length.
 """
 
 cimport openmp

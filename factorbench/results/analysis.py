@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from factorbench.results import format as fmt
+
 BASELINE_PARADIGMS = ("loop", "vectorized", "library")
 
 
@@ -36,12 +38,15 @@ class Case:
     """ok rows, fastest first."""
     unranked: list[dict]
     """wrong / failed / skipped / timeout rows, with their reasons."""
-    baselines: dict[str, Row | None]
 
     @property
     def title(self) -> str:
-        return f"{self.kernel} " + " ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
-                                            for k, v in self.params.items())
+        return f"{self.kernel} {fmt.params(self.params)}"
+
+
+def case_title(result: dict) -> str:
+    """The title of the case a result row belongs to: kernel and requested parameters."""
+    return f"{result['kernel']} {fmt.params(result.get('requested_params') or result['params'])}"
 
 
 def case_key(result: dict) -> str:
@@ -73,8 +78,7 @@ def cases(doc: dict) -> list[Case]:
         if ranked:
             ranked[0].best = True
         out.append(Case(kernel=first["kernel"], params=first.get("requested_params") or first["params"],
-                        ranked=ranked, unranked=[r for r in results if r["status"] != "ok"],
-                        baselines=baselines))
+                        ranked=ranked, unranked=[r for r in results if r["status"] != "ok"]))
     return out
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from factorbench.ticks.factors import INPUT_COLUMNS, FactorSpec, bucket_pct_rank
+from factorbench.workloads.ticks.factors import INPUT_COLUMNS, FactorSpec, bucket_pct_rank
 
 
 @dataclass

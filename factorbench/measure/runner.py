@@ -1,15 +1,12 @@
-"""The benchmark runner: plan (kernel, params) cases, gate each implementation, fit slow
+"""The benchmark runner: plan (kernel, params) cases, check each implementation, fit slow
 ones into the time budget, time them, and record every outcome."""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import datetime
 import functools
 import itertools
 import json
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,37 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from factorbench import affinity, bandwidth, machine, threads
-from factorbench.gate import GateResult, check
 from factorbench.kernels import Kernel
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
-from factorbench.registry import Implementation, implementations
-from factorbench.results import Measurement, document, write
-from factorbench.timing import measure
+from factorbench.measure import affinity, floors, machine, sizing, threads
+from factorbench.measure.check import CheckResult, check
+from factorbench.measure.timer import measure
+from factorbench.registry import Implementation, artifacts_in, implementations
+from factorbench.results.schema import Measurement, document, write
 from factorbench.workloads import run_workload, workload, workloads
 
 CALLS_NEEDED = 4
 """A measurement needs a warm-up call and at least three samples."""
-
-_artifacts_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("artifacts_dir", default=None)
-
-
-def artifacts_dir() -> Path | None:
-    """Folder of the current run for files an implementation's metrics() or a workload
-    writes for the report (recorded as paths in ``extra["artifacts"]``); None outside a
-    run that has one. Not created until someone writes there."""
-    return _artifacts_dir.get()
-
-
-@contextlib.contextmanager
-def _artifacts_in(path: str | Path | None):
-    token = _artifacts_dir.set(Path(path).resolve() if path else None)
-    try:
-        yield
-    finally:
-        _artifacts_dir.reset(token)
-
 
 @dataclass
 class RunOptions:
@@ -164,68 +142,6 @@ def selected(options: RunOptions, kernel: str) -> list[Implementation]:
             and (not options.implementations or impl.name in options.implementations)]
 
 
-def _nice(value: float) -> int:
-    """Round down to two significant digits, so reduced sizes read well in tables."""
-    if value < 100:
-        return max(1, int(value))
-    digits = 10 ** (len(str(int(value))) - 2)
-    return int(value // digits * digits)
-
-
-def _call_time(call: Callable, args: tuple, budget_s: float) -> float:
-    """Best of up to three calls: one call to a scheduler or a pool can stall for 100+ ms,
-    which would otherwise pass for per-element cost. Slow calls are not repeated."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        call(*args)
-        best = min(best, time.perf_counter() - start)
-        if best * CALLS_NEEDED * 10 > budget_s:
-            break
-    return best
-
-
-def fit_to_budget(spec: Kernel, call: Callable, params: dict, budget_s: float,
-                  seed: int) -> tuple[dict | None, str]:
-    """The params to measure ``impl`` at: ``params`` itself, or a smaller size that fits.
-
-    Cost is modelled as fixed + per-element from two warm probe calls, so that start-up
-    heavy paradigms (process pools, schedulers) are not mistaken for slow ones.
-    Returns (None, reason) when even the probe size does not fit.
-    """
-    small = {**params, **spec.probe}
-    if spec.elements(small) >= spec.elements(params):
-        return params, ""
-    large = {**small, spec.size_param: small[spec.size_param] * 8}
-    if spec.elements(large) >= spec.elements(params):
-        large = params
-    rng = np.random.default_rng(seed)
-    t_small = _call_time(call, spec.make_args(small, rng), budget_s)
-    if t_small * CALLS_NEEDED > budget_s:
-        return None, f"one call at the probe size {spec.size_param}={small[spec.size_param]} took {t_small:.2f} s"
-    t_large = _call_time(call, spec.make_args(large, rng), budget_s)
-    e_small, e_large = spec.elements(small), spec.elements(large)
-    per_element = max(t_large - t_small, 0.0) / max(e_large - e_small, 1)
-    fixed = max(t_small - per_element * e_small, 0.0)
-
-    def predicted(p):
-        return (fixed + per_element * spec.elements(p)) * CALLS_NEEDED
-
-    if predicted(params) <= budget_s:
-        return params, ""
-    size = params[spec.size_param]
-    while size > large[spec.size_param]:
-        size = _nice(size / 2)
-        candidate = {**params, spec.size_param: size}
-        if predicted(candidate) <= budget_s:
-            break
-    else:
-        candidate = large
-    full_s = predicted(params) / CALLS_NEEDED
-    return candidate, (f"measured at {spec.size_param}={candidate[spec.size_param]:,} to fit the "
-                       f"{budget_s:g} s time budget (one call at full size: ~{full_s:.3g} s, estimated)")
-
-
 def settings_sweep(impl: Implementation, options: RunOptions) -> list[dict]:
     """Every combination of the implementation's settings this run measures."""
     supplied = {"threads": options.threads, **options.settings}
@@ -235,17 +151,19 @@ def settings_sweep(impl: Implementation, options: RunOptions) -> list[dict]:
 
 
 def measure_one(spec: Kernel, impl: Implementation, settings: dict, params: dict, args: tuple,
-                options: RunOptions, gate_result: GateResult) -> Measurement:
+                options: RunOptions, check_result: CheckResult) -> Measurement:
     record = Measurement(kernel=spec.name, implementation=impl.name, paradigm=impl.paradigm,
-                         params=dict(params), status="ok", settings=settings,
-                         cold_call_s=gate_result.cold_call_s, max_error=gate_result.max_error)
+                         params=dict(params), status="ok", reason="", times=[], median=None, settings=settings,
+                         cold_call_s=check_result.cold_call_s, max_error=check_result.max_error)
     call = functools.partial(impl, **settings)
-    target, note = fit_to_budget(spec, call, params, options.time_budget_s, options.seed)
-    if target is None:
-        record.status, record.reason = "timeout", f"exceeds the {options.time_budget_s:g} s budget: {note}"
+    fitted = sizing.fit(spec, call, params, options.time_budget_s / CALLS_NEEDED, options.seed)
+    if fitted.params is None:
+        record.status, record.reason = "timeout", f"exceeds the {options.time_budget_s:g} s budget: {fitted.note}"
         return record
-    if target is not params:
-        record.params, record.requested_params, record.reason = target, dict(params), note
+    if fitted.params is not params:
+        target = fitted.params
+        record.params, record.requested_params = target, dict(params)
+        record.reason = fitted.note.replace("the time budget", f"the {options.time_budget_s:g} s time budget")
         args = spec.make_args(target, np.random.default_rng(options.seed))
     timing = measure(lambda: call(*args), repeat=options.repeat, min_sample_s=options.min_sample_s,
                      budget_s=options.time_budget_s)
@@ -268,19 +186,19 @@ def run(options: RunOptions, *, json_path: str | None = None,
 def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, int, int], None] | None) -> dict:
     meta = machine.describe()
     meta["pinned_cpus"] = options.cpus
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     todo = [(spec, params, impl, settings)
             for spec, params in (plan(options) if runs_kernels(options) else [])
             for impl in selected(options, spec.name)
             for settings in settings_sweep(impl, options)]
     measurements: list[Measurement] = []
     sections: list[dict] = []
-    gates: dict[tuple, GateResult] = {}
+    checks: dict[tuple, CheckResult] = {}
     chosen_workloads = selected_workloads(options)
     total = len(todo) + len(chosen_workloads)
     if todo:
         # Measured in the same run, so "% of the bandwidth floor" compares like with like.
-        meta["bandwidth"] = bandwidth.measure(bandwidth.array_bytes(options.quick))
+        meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick))
 
     def save():
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections)
@@ -289,12 +207,13 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         return doc
 
     def skip(spec, params, impl, settings, status, reason, **fields):
-        measurements.append(Measurement(spec.name, impl.name, impl.paradigm, dict(params), status, reason,
+        measurements.append(Measurement(kernel=spec.name, implementation=impl.name, paradigm=impl.paradigm,
+                                        params=dict(params), status=status, reason=reason, times=[], median=None,
                                         settings=settings, **fields))
 
     artifacts = options.artifacts_dir or (Path(json_path).with_name(f"{Path(json_path).stem}-artifacts")
                                           if json_path else None)
-    with threads.limited(max(options.threads) if options.threads else None), _artifacts_in(artifacts):
+    with threads.limited(max(options.threads) if options.threads else None), artifacts_in(artifacts):
         meta["threads"] = {"requested": options.threads, **threads.current()}
         current_case: tuple | None = None
         args: tuple = ()
@@ -305,19 +224,19 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                 skip(spec, params, impl, settings, "skipped", impl.reason)
                 save()
                 continue
-            gate_key = (spec.name, impl.name, json.dumps(settings, sort_keys=True))
-            if gate_key not in gates:
-                gates[gate_key] = check(impl, options.seed, settings)
-            gate_result = gates[gate_key]
-            if not gate_result.ok:
-                skip(spec, params, impl, settings, "failed" if gate_result.raised else "wrong", gate_result.message,
-                     max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s)
+            check_key = (spec.name, impl.name, json.dumps(settings, sort_keys=True))
+            if check_key not in checks:
+                checks[check_key] = check(impl, options.seed, settings)
+            check_result = checks[check_key]
+            if not check_result.ok:
+                skip(spec, params, impl, settings, "failed" if check_result.raised else "wrong", check_result.message,
+                     max_error=check_result.max_error, cold_call_s=check_result.cold_call_s)
                 save()
                 continue
             if impl.untimed_reason:
                 skip(spec, params, impl, settings, "skipped",
-                     f"not timed: {impl.untimed_reason}; correctness gate passed",
-                     max_error=gate_result.max_error, cold_call_s=gate_result.cold_call_s,
+                     f"not timed: {impl.untimed_reason}; correctness check passed",
+                     max_error=check_result.max_error, cold_call_s=check_result.cold_call_s,
                      extra=impl.metrics() if impl.metrics else {})
                 save()
                 continue
@@ -325,7 +244,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                 args = ()  # free the previous case's arrays before building the next
                 current_case, args = (spec.name, params), spec.make_args(params, np.random.default_rng(options.seed))
             try:
-                measurements.append(measure_one(spec, impl, settings, params, args, options, gate_result))
+                measurements.append(measure_one(spec, impl, settings, params, args, options, check_result))
             except Exception as exc:
                 skip(spec, params, impl, settings, "failed", f"{type(exc).__name__}: {exc}",
                      extra={"traceback": traceback.format_exc(limit=5)})

@@ -1,0 +1,1 @@
+"""Parallel plumbing: process pools with shared memory, Dask schedulers and clusters, GPU timing."""

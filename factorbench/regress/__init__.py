@@ -1,0 +1,1 @@
+"""The regression gate across commits (wall time through asv, or callgrind instruction counts)."""

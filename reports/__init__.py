@@ -1,1 +1,0 @@
-"""Report templates (installed as factorbench.reports); generated reports land here by default."""
