@@ -102,12 +102,11 @@ def run_sql(job):
 
 
 def run_datastream(job):
+    import cep_rules
     from pyflink.common import Row, Types
     from pyflink.datastream import KeyedProcessFunction, StreamExecutionEnvironment
     from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
     from pyflink.table import StreamTableEnvironment
-
-    import cep_rules
 
     burst_n = job["burst_n"]
 

@@ -16,6 +16,7 @@ engine may drop an event.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def generate(events: int, cards: int, seed: int = 0, lateness_ms: int = 2000, bu
     # Expand blocks into events.
     sizes = np.where(is_group, [len(groups[g][0]) if g >= 0 else 1 for g in block_group], 1)
     block_of_event = np.repeat(np.arange(len(block_card)), sizes)
-    position = np.arange(len(block_of_event)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    np.arange(len(block_of_event)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     offset = np.zeros(events, dtype=np.int64)
     amount = np.exp(rng.normal(np.log(4000), 1.0, events)).astype(np.int64).clip(*BACKGROUND_CENTS)
     alerts_at: list[tuple[int, str]] = []
@@ -204,7 +205,7 @@ def reference_alerts(tx: Transactions) -> set[Alert]:
     card, ts, amount, event_id = tx.card[order], tx.ts_ms[order], tx.amount_cents[order], tx.event_id[order]
     bounds = np.flatnonzero(np.r_[True, card[1:] != card[:-1], True])
     found = set()
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         for rule, index in scan_card(ts[lo:hi].tolist(), amount[lo:hi].tolist(), tx.burst_n):
             found.add((int(card[lo]), rule, int(event_id[lo + index])))
     return found
