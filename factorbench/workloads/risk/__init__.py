@@ -21,7 +21,7 @@ Parameters (``factorbench run --workload risk --param KEY=VALUE``):
   risk_burst_n=5             the burst rule: more than N events within 60 s
   risk_fraud_rate=0.002      injected groups per event
   risk_engines=python,numba,flink-sql,flink-datastream
-  risk_parallelism=1,2       Flink parallelism, one row each
+  risk_parallelism=1,2       Flink parallelism, one row each (--quick: 1)
   risk_flink=local           local (PyFlink's mini-cluster), standalone (the cluster of
                              `factorbench cluster start --engine flink`), or local,standalone
   risk_cluster_state=PATH    the standalone cluster's state file (default ~/.cache/factorbench/flink-cluster.json)
@@ -42,7 +42,7 @@ TARGETS = ("local", "standalone")
 DEFAULTS = {"risk_events": 1_000_000, "risk_cards": 2_000, "risk_datastream_events": 20_000, "risk_lateness_ms": 2000,
             "risk_burst_n": 5, "risk_fraud_rate": 0.002, "risk_engines": ",".join(ENGINES), "risk_parallelism": "1,2",
             "risk_flink": "local", "risk_cluster_state": None}
-QUICK = {"risk_events": 20_000, "risk_cards": 200, "risk_datastream_events": 5_000}
+QUICK = {"risk_events": 20_000, "risk_cards": 200, "risk_datastream_events": 5_000, "risk_parallelism": "1"}
 UNITS = {"events": "events", "events_per_s": "events/s", "run_s": "s", "startup_s": "s", "jvm_s": "s",
          "first_call_s": "s", "p50_s": "s", "p95_s": "s", "p99_s": "s", "peak_rss": "bytes"}
 
