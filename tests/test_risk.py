@@ -90,7 +90,7 @@ def test_csv_is_what_flink_reads(tmp_path):
 
 def test_a_wrong_detector_is_reported_with_what_differs(tx):
     alerts, _, _ = detectors.numba_batch(tx)
-    reason = isolated.compare(alerts[1:] + [alerts[0], alerts[0]], tx.expected)
+    reason = isolated.compare([*alerts[1:], alerts[0], alerts[0]], tx.expected)
     assert reason is not None and "repeated" in reason
     assert "missing" in isolated.compare(alerts[1:], tx.expected)
 

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -39,7 +38,7 @@ def small(tmp_path_factory):
     return tx, tx.write_csv(tmp_path_factory.mktemp("risk") / "stream.csv")
 
 
-@pytest.mark.parametrize("engine, parallelism", [("sql", 2), ("datastream", 2)])
+@pytest.mark.parametrize("engine, parallelism", [("sql", 2), ("datastream", 1)])
 def test_local_engine_equals_ground_truth(flink_env, small, tmp_path, engine, parallelism):
     tx, csv = small
     result = run_job(tx, csv, tmp_path, engine, parallelism, "local", timeout_s=400)
