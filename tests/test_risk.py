@@ -98,7 +98,7 @@ def test_a_wrong_detector_is_reported_with_what_differs(tx):
 def test_workload_without_the_flink_environment_skips_flink_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("FACTORBENCH_FLINK_ENV", str(tmp_path / "none"))
     section = run_workload("risk", RunOptions(quick=True, repeat=2, time_budget_s=1.0, workloads=["risk"],
-                                              params={"risk_events": 5000, "risk_cards": 50}))
+                                              params={"risk_events": 5000, "risk_cards": 50, "risk_parallelism": "1,2"}))
     assert section["status"] == "ok", section.get("traceback")
     rows = {row["label"]: row for row in section["rows"]}
     assert [rows[label]["status"] for label in rows if label.startswith(("python", "numba"))] == ["ok", "ok"]
