@@ -23,7 +23,7 @@ from factorbench.cli.tables import print_gpu, print_tables, print_workloads
 
 
 def add_parser(sub) -> None:
-    run = sub.add_parser("run", help="gate, time and tabulate implementations")
+    run = sub.add_parser("run", help="check, time and tabulate implementations and workloads")
     run.add_argument("--kernel", action="append", default=[], metavar="K", help="kernel (repeatable)")
     run.add_argument("--paradigm", action="append", default=[], metavar="P", help="paradigm (repeatable)")
     run.add_argument("--implementation", action="append", default=[], metavar="NAME",
