@@ -32,6 +32,9 @@ from factorbench.results.schema import Measurement
 
 SHM_DIR = Path("/dev/shm")
 STDERR_TAIL_LINES = 12
+STARTUP_TIMEOUT_S = 120.0
+"""How long a worker may take to import factorbench and the implementations: not counted
+against a call's deadline, which a loaded machine's slow imports would otherwise eat."""
 EXIT_GRACE_S = 10.0
 """How long a worker may take to exit (shut its pools down) when asked to."""
 
@@ -61,6 +64,7 @@ class Worker:
         os.close(child_out)
         self._in = Connection(parent_in, writable=False)
         self._out = Connection(parent_out, readable=False)
+        self._ready = False
 
     @property
     def pid(self) -> int:
@@ -70,6 +74,16 @@ class Worker:
         """Send ``message`` and return the worker's row; the worker may ask for the trusted
         answer at a size (``expected_for`` writes it and returns its path; the time that
         takes is the runner's, not counted against the deadline). Raises WorkerLost."""
+        try:
+            if not self._ready:
+                if not self._in.poll(STARTUP_TIMEOUT_S):
+                    self.kill()
+                    raise WorkerLost("timeout", f"the worker did not start within {STARTUP_TIMEOUT_S:g} s",
+                                     STARTUP_TIMEOUT_S)
+                self._in.recv_bytes()
+                self._ready = True
+        except (EOFError, OSError):
+            raise WorkerLost("crashed", self._death(), 0.0) from None
         started = time.perf_counter()
         paused = 0.0
         try:
@@ -109,12 +123,17 @@ class Worker:
         return f"worker {how}" + (f"; its last stderr lines: {tail}" if tail else "")
 
     def stderr_tail(self) -> str:
+        """The last lines of the worker's stderr; from a fatal error's first line when there
+        is one (faulthandler prints the innermost frame first)."""
         self._stderr.flush()
         try:
-            lines = self._stderr_path.read_text(errors="replace").strip().splitlines()
+            lines = [line.strip() for line in self._stderr_path.read_text(errors="replace").splitlines()
+                     if line.strip()]
         except OSError:
             return ""
-        return " | ".join(line.strip() for line in lines[-STDERR_TAIL_LINES:] if line.strip())
+        fatal = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
+        chosen = lines[fatal[-1]:][:STDERR_TAIL_LINES] if fatal else lines[-STDERR_TAIL_LINES:]
+        return " | ".join(chosen)
 
     def kill(self) -> None:
         """SIGKILL the worker's process group and every descendant that left it."""
@@ -201,6 +220,8 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
     from factorbench.registry import artifacts_in, implementations
 
     session = Session()
+    implementations()  # import every paradigm before saying ready
+    conn_out.send_bytes(json.dumps({"ready": os.getpid()}).encode())
 
     def ask(params: dict) -> np.ndarray | None:
         conn_out.send_bytes(json.dumps({"expected": params}).encode())
