@@ -18,7 +18,7 @@ from factorbench.measure import sizing, stats
 from factorbench.measure.check import CheckResult, check, check_at_size, fingerprint
 from factorbench.measure.timer import measure
 from factorbench.registry import Implementation
-from factorbench.results.schema import Measurement
+from factorbench.results.schema import Measurement, Status
 
 CALLS_NEEDED = 4
 """A measurement needs a warm-up call and at least three samples."""
@@ -34,7 +34,7 @@ class Session:
     checks: dict[str, CheckResult] = field(default_factory=dict)
 
 
-def blank(spec: Kernel, impl: Implementation, settings: dict, params: dict, status: str, reason: str,
+def blank(spec: Kernel, impl: Implementation, settings: dict, params: dict, status: Status, reason: str,
           **fields) -> Measurement:
     return Measurement(kernel=spec.name, implementation=impl.name, paradigm=impl.paradigm, params=dict(params),
                        status=status, reason=reason, times=[], median=None, settings=settings, **fields)

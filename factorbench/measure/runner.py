@@ -269,7 +269,7 @@ class TrustedAnswers:
 
 
 def _measure_unit(impl: Implementation, settings: dict, unit_cases: list[tuple[Kernel, dict]], options: RunOptions,
-                  answers: TrustedAnswers, artifacts: Path | None, scratch: Path) -> Iterator[Measurement]:
+                  answers: TrustedAnswers, artifacts: str | Path | None, scratch: Path) -> Iterator[Measurement]:
     """The rows of one implementation with its settings, case by case."""
     if not impl.available:
         for spec, params in unit_cases:

@@ -58,7 +58,7 @@ def cv(times: list[float]) -> float | None:
 def unstable(times: list[float], sample_s: float | None) -> list[str]:
     """Why the samples are too noisy to trust (pyperf's rules); empty when they are not.
     ``sample_s`` is the duration of one sample (calls per sample x seconds per call)."""
-    reasons = []
+    reasons: list[str] = []
     if len(times) < 2:
         return reasons
     variation = cv(times)
@@ -73,11 +73,3 @@ def unstable(times: list[float], sample_s: float | None) -> list[str]:
     if sample_s is not None and sample_s < SHORT_SAMPLE_S:
         reasons.append(f"samples last only {sample_s * 1e6:.0f} µs (< 1 ms)")
     return reasons
-
-
-def min_detectable_effect(before: float | None, after: float | None) -> float | None:
-    """The smallest relative change two rows could have told apart: the two CIs' relative
-    half-widths added in quadrature (None when either row has no CI)."""
-    if before is None or after is None:
-        return None
-    return math.hypot(before, after)

@@ -28,7 +28,7 @@ import numpy as np
 import psutil
 
 from factorbench.measure import threads
-from factorbench.results.schema import Measurement
+from factorbench.results.schema import Measurement, Status
 
 SHM_DIR = Path("/dev/shm")
 STDERR_TAIL_LINES = 12
@@ -42,7 +42,7 @@ EXIT_GRACE_S = 10.0
 class WorkerLost(Exception):
     """The worker passed its deadline (status ``timeout``) or died (``crashed``)."""
 
-    def __init__(self, status: str, reason: str, elapsed_s: float):
+    def __init__(self, status: Status, reason: str, elapsed_s: float):
         super().__init__(reason)
         self.status, self.reason, self.elapsed_s = status, reason, elapsed_s
 
@@ -177,7 +177,7 @@ def _shm_names() -> set[str]:
 
 def _held_shm() -> set[str]:
     """Names of /dev/shm entries some live process has open or mapped."""
-    held = set()
+    held: set[str] = set()
     prefix = f"{SHM_DIR}/"
     for pid in psutil.pids():
         for source in (f"/proc/{pid}/maps",):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from factorbench.results import analysis
 from factorbench.results import format as fmt
@@ -11,6 +12,24 @@ COMPARE_FACTOR = 1.1
 """Ratio beyond which a change counts, as asv's default."""
 COMPARE_ALPHA = 0.05
 """Significance level of the Mann-Whitney U test on the raw samples."""
+
+
+def relative_half_width(result: dict) -> float | None:
+    """Half the 95% CI of a row's median, relative to it (0.02 = ±2%); None without a CI."""
+    low, high, median = result.get("ci_low"), result.get("ci_high"), result.get("median")
+    if not (fmt.is_number(low) and fmt.is_number(high) and fmt.is_number(median)) or median <= 0:
+        return None
+    return (high - low) / 2 / median
+
+
+def min_detectable_effect(before: dict, after: dict, factor: float = COMPARE_FACTOR) -> float | None:
+    """The smallest relative change in time these two rows could have shown: the larger of
+    the factor's threshold and the two CIs' relative half-widths added in quadrature (None
+    when either row has no CI, i.e. fewer than 6 samples)."""
+    widths = relative_half_width(before), relative_half_width(after)
+    if widths[0] is None or widths[1] is None:
+        return None
+    return max(factor - 1, math.hypot(*widths))
 
 
 def _compare_key(result: dict) -> str:
@@ -22,6 +41,7 @@ def compare_rows(before: dict, after: dict, factor: float = COMPARE_FACTOR,
                  alpha: float = COMPARE_ALPHA) -> list[dict]:
     """asv-compare-style rows: time-per-element ratio after/before, and a mark.
 
+    ``mde``: the minimum detectable effect of the pair (see min_detectable_effect).
     '+' slower and '-' faster beyond ``factor`` with a Mann-Whitney U p-value below ``alpha``
     on the raw per-call times; '~' beyond the factor but not significant; '!' ran in one
     run only, or its status changed; '' no change (including the same skip in both).
@@ -36,7 +56,7 @@ def compare_rows(before: dict, after: dict, factor: float = COMPARE_FACTOR,
         first = a or b
         row = {"case": analysis.case_title(first),
                "label": analysis.label(first), "paradigm": first["paradigm"],
-               "before": _status_or_time(a), "after": _status_or_time(b), "ratio": None, "p": None,
+               "before": _status_or_time(a), "after": _status_or_time(b), "ratio": None, "p": None, "mde": None,
                "mark": "" if a and b and a["status"] == b["status"] != "ok" else "!"}
         if a and b and a["status"] == b["status"] == "ok" and a.get("elements") and b.get("elements"):
             per_a = [t / a["elements"] for t in a["times"]]
@@ -45,7 +65,7 @@ def compare_rows(before: dict, after: dict, factor: float = COMPARE_FACTOR,
             p = mannwhitneyu(per_a, per_b, alternative="two-sided").pvalue if per_a and per_b else 1.0
             changed = ratio > factor or ratio < 1 / factor
             mark = ("+" if ratio > 1 else "-") if changed and p < alpha else ("~" if changed else "")
-            row.update(ratio=ratio, p=float(p), mark=mark)
+            row.update(ratio=ratio, p=float(p), mark=mark, mde=min_detectable_effect(a, b, factor))
         rows.append(row)
     return rows
 
@@ -55,6 +75,7 @@ def _status_or_time(result: dict | None) -> str:
         return "absent"
     if result["status"] != "ok":
         return result["status"].upper()
-    return fmt.time(result["median"]) + (f" ±{fmt.time(result['iqr'])}" if fmt.is_number(result.get("iqr")) else "")
+    width = relative_half_width(result)
+    return fmt.time(result["median"]) + (f" ±{fmt.pct(width)}" if width is not None else "")
 
 

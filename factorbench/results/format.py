@@ -46,7 +46,7 @@ def pct(fraction: float | None) -> str:
 def ci(result: dict) -> str:
     """A row's 95% CI of the median as ±% of it: ±1.2%."""
     low, high, median = result.get("ci_low"), result.get("ci_high"), result.get("median")
-    if not (is_number(low) and is_number(high) and is_number(median)) or median <= 0:
+    if not (isinstance(low, float) and isinstance(high, float) and isinstance(median, float)) or median <= 0:
         return "-"
     return f"±{pct((high - low) / 2 / median)}"
 
