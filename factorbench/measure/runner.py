@@ -189,11 +189,16 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     cases = plan(options) if runs_kernels(options) else []
     # One unit per implementation and settings, over all its cases: one worker each.
     units: dict[tuple, list[tuple[Kernel, dict]]] = {}
-    for spec, params in cases:
+    position: dict[tuple, int] = {}
+    """Where each row goes in the results: plan order, case by case, however the units ran."""
+    for case_number, (spec, params) in enumerate(cases):
         for impl in selected(options, spec.name):
             for settings in settings_sweep(impl, options):
-                units.setdefault((impl, json.dumps(settings, sort_keys=True)), []).append((spec, params))
-    measurements: list[Measurement] = []
+                unit = (impl, json.dumps(settings, sort_keys=True))
+                units.setdefault(unit, []).append((spec, params))
+                position[(*unit, case_number)] = len(position)
+    case_numbers = {id(params): number for number, (_, params) in enumerate(cases)}
+    rows: list[tuple[int, Measurement]] = []
     sections: list[dict] = []
     chosen_workloads = selected_workloads(options)
     total = sum(map(len, units.values())) + len(chosen_workloads)
@@ -205,6 +210,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
 
     def save():
         meta["load"] = load.describe()
+        measurements = [record for _, record in sorted(rows, key=lambda row: row[0])]
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections)
         if json_path:
             write(json_path, doc)
@@ -222,14 +228,17 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
             if log:
                 log(f"measuring {impl.kernel}/{impl.name} {format_settings(settings)}".rstrip()
                     + f": {len(unit_cases)} case(s)" + ("" if options.in_process else ", in a worker process"))
-            for record in _measure_unit(impl, settings, unit_cases, options, answers, artifacts, Path(scratch)):
-                if progress:
-                    progress(f"{impl.kernel} {impl.name} {format_settings(settings)}", done, total)
-                measurements.append(record)
+            if progress:
+                progress(f"{impl.kernel} {impl.name} {format_settings(settings)}", done, total)
+            records = _measure_unit(impl, settings, unit_cases, options, answers, artifacts, Path(scratch))
+            for (_, params), record in zip(unit_cases, records):
+                rows.append((position[(impl, settings_key, case_numbers[id(params)])], record))
                 if log and record.status in PROBLEM_STATUSES:
                     log(f"  {record.status.upper()} {fmt_params(record.requested_params or record.params)}: "
                         f"{record.reason}")
                 done += 1
+                if progress:
+                    progress(f"{impl.kernel} {impl.name} {format_settings(settings)}", done, total)
                 save()
         for name in chosen_workloads:
             if progress:

@@ -315,6 +315,11 @@ def _machine_view(doc: dict) -> dict:
                              for f in bandwidth.get("floors") or []) + f" per {fmt.size(bandwidth.get('bytes'))}"
          if bandwidth.get("floors") else "not measured"),
         ("git commit", m.get("git_commit") or "unknown"),
+        ("isolation", m.get("isolation") or "in-process (before isolated workers)"),
+        ("frequency scaling", ", ".join(f"{k}={v}" for k, v in (m.get("frequency_scaling") or {}).items()
+                                        if v is not None) or "not readable"),
+        ("machine load", (m.get("load") or {}).get("warning") or "quiet" if m.get("load") else "not recorded"),
+        ("noise", m.get("ci_method") or "IQR only"),
         ("profiling", f"{profiling['profiled']} implementations in {profiling['seconds']:.0f} s, files in "
                       f"{profiling['dir']}" if fmt.is_number(profiling.get("seconds")) else "not profiled"),
         ("started", options.get("started", "unknown")),
