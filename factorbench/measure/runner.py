@@ -231,7 +231,10 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
             if progress:
                 progress(f"{impl.kernel} {impl.name} {format_settings(settings)}", done, total)
             records = _measure_unit(impl, settings, unit_cases, options, answers, artifacts, Path(scratch))
-            for (_, params), record in zip(unit_cases, records):
+            # Not zip(): it would leave the generator suspended, to be closed (its worker
+            # killed) by the garbage collector, where a Ctrl-C is ignored.
+            for number, record in enumerate(records):
+                params = unit_cases[number][1]
                 rows.append((position[(impl, settings_key, case_numbers[id(params)])], record))
                 if log and record.status in PROBLEM_STATUSES:
                     log(f"  {record.status.upper()} {fmt_params(record.requested_params or record.params)}: "
@@ -305,6 +308,11 @@ def _measure_unit(impl: Implementation, settings: dict, unit_cases: list[tuple[K
                 yield blank(spec, impl, settings, params, lost.status, lost.reason, elapsed_s=lost.elapsed_s)
                 continue
             yield msgspec.convert(reply, Measurement)
+    except BaseException:  # Ctrl-C: the worker may be mid-call for many seconds yet
+        if worker is not None:
+            worker.close(graceful=False)
+            worker = None
+        raise
     finally:
         if worker is not None:
             worker.close()

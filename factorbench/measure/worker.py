@@ -153,9 +153,10 @@ class Worker:
         self.proc.wait()
         psutil.wait_procs(family, timeout=5)
 
-    def close(self) -> None:
-        """Ask the worker to exit (so its pools shut down cleanly), then kill what is left."""
-        if self.proc.poll() is None:
+    def close(self, graceful: bool = True) -> None:
+        """Ask the worker to exit (so its pools shut down cleanly; not when ``graceful`` is
+        False, as on Ctrl-C), then kill what is left."""
+        if graceful and self.proc.poll() is None:
             try:
                 self._out.send_bytes(b'{"op": "exit"}')
                 self.proc.wait(timeout=EXIT_GRACE_S)
@@ -187,10 +188,11 @@ def _held_shm() -> set[str]:
                 continue
             held.update(line.split(prefix, 1)[1].split()[0] for line in text.splitlines() if prefix in line)
         try:
-            for fd in os.scandir(f"/proc/{pid}/fd"):
-                target = os.readlink(fd.path)
-                if target.startswith(prefix):
-                    held.add(target[len(prefix):].split()[0])
+            with os.scandir(f"/proc/{pid}/fd") as fds:
+                for fd in fds:
+                    target = os.readlink(fd.path)
+                    if target.startswith(prefix):
+                        held.add(target[len(prefix):].split()[0])
         except OSError:
             continue
     return held
