@@ -23,8 +23,9 @@ import numpy as np
 import factorbench as fb
 from factorbench.kernels import Kernel
 from factorbench.measure import sizing
-from factorbench.measure.check import check
+from factorbench.measure.check import check, check_at_size, fingerprint, trusted_answer
 from factorbench.measure.runner import RunOptions, settings_sweep
+from factorbench.results.format import params as fb_params
 
 SEED = 0
 CALL_LIMIT_S = 1.5
@@ -160,7 +161,22 @@ def prepare(case: Benchmark, size, *variants) -> tuple:
     if not fits(case, tuple(params.items())):
         raise NotImplementedError(f"{case.label} takes over {CALL_LIMIT_S:g} s a call at "
                                   f"{case.spec.size_param}={size}; measured at smaller sizes only")
-    return inputs(case.impl.kernel, tuple(params.items()))
+    args = inputs(case.impl.kernel, tuple(params.items()))
+    checked_at_size(case, tuple(params.items()))
+    return args
+
+
+@functools.cache
+def checked_at_size(case: Benchmark, params_key: tuple) -> None:
+    """Raise unless one call's output at this size matches the trusted answer there and
+    leaves its input unchanged: the check `factorbench run` makes of a timed call."""
+    params, spec = dict(params_key), case.spec
+    args = spec.make_args(params, np.random.default_rng(SEED))
+    digests = fingerprint(args)
+    expected, _ = trusted_answer(spec, params, SEED)
+    ok, _, why = check_at_size(spec, case.call(*args), expected, args, digests)
+    if not ok:
+        raise AssertionError(f"{case.label} is wrong at {fb_params(params)}: {why}")
 
 
 @functools.cache

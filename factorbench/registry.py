@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import importlib
 import importlib.util
+import os
 import pkgutil
 import traceback
 from collections.abc import Callable, Iterable
@@ -25,6 +26,9 @@ from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 
 IMPLEMENTATIONS_PACKAGE = "factorbench.impls"
+EXTRA_MODULES_ENV = "FACTORBENCH_PARADIGM_MODULES"
+"""Comma-separated importable modules, each defining a PARADIGM, loaded besides the
+built-in ones (the tests' faulty implementations; inherited by worker processes)."""
 
 
 def missing_modules(modules: Iterable[str]) -> str | None:
@@ -195,10 +199,10 @@ def registry() -> Registry:
     package = importlib.import_module(IMPLEMENTATIONS_PACKAGE)
     paradigms: dict[str, Paradigm] = {}
     errors: dict[str, str] = {}
-    for module_info in pkgutil.iter_modules(package.__path__):
-        if module_info.name.startswith("_"):
-            continue
-        module_name = f"{IMPLEMENTATIONS_PACKAGE}.{module_info.name}"
+    builtin = [f"{IMPLEMENTATIONS_PACKAGE}.{info.name}" for info in pkgutil.iter_modules(package.__path__)
+               if not info.name.startswith("_")]
+    extra = [name.strip() for name in os.environ.get(EXTRA_MODULES_ENV, "").split(",") if name.strip()]
+    for module_name in builtin + extra:
         try:
             module = importlib.import_module(module_name)
         except Exception:

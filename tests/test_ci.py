@@ -101,14 +101,14 @@ def test_markdown_comparison_of_two_runs(runs):
     assert len(text) < 65_536
     tables = parse_tables(text)
     rows = tables["sma n=1,000,000 window=20"]
-    assert set(rows[0]) == {"implementation", "paradigm", "before.json", "after.json", "ratio", "p", "detectable",
+    assert set(rows[0]) == {"implementation", "paradigm", "before.json", "after.json", "ratio", "p", "MDE",
                             "change"}
     ok = [row for row in rows if row["ratio"] != "-"]
     assert {row["implementation"] for row in ok} >= {"vectorized-convolve", "vectorized-cumsum", "bottleneck"}
     for row in ok:
         assert float(row["ratio"]) > 0 and 0 <= float(row["p"]) <= 1
         # three samples a run: no Mann-Whitney p-value can reach 0.05, and the table says so
-        assert row["detectable"] == "∞"
+        assert row["MDE"] == "∞"
         assert row["change"] != "slower"
 
 

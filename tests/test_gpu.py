@@ -112,7 +112,8 @@ def test_untimed_paradigm_is_gated_but_not_timed(monkeypatch, tmp_path):
         return kernel("ema").reference(x, alpha) * 1.001
 
     monkeypatch.setitem(registry().paradigms, "simulated", paradigm)
-    doc = run(RunOptions(kernels=["ema"], paradigms=["simulated"], sizes=[1000], **FAST))
+    # In-process: the paradigm is registered in this process only.
+    doc = run(RunOptions(kernels=["ema"], paradigms=["simulated"], sizes=[1000], in_process=True, **FAST))
     rows = {row["implementation"]: row for row in doc["results"]}
     assert rows["sim-right"]["status"] == "skipped"
     assert rows["sim-right"]["reason"] == "not timed: test simulator; correctness check passed"

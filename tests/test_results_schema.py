@@ -45,7 +45,7 @@ def test_a_real_results_file_validates_against_the_published_schema(results_file
     (lambda doc: doc["results"][1].update(times=["fast"]), "results[1].times[0]: expected float, got str"),
     (lambda doc: doc["results"][0].pop("status"), "results[0]: object missing required field status"),
     (lambda doc: doc["results"][0].update(status="great"), "results[0].status: invalid enum value 'great' "
-                                                            "(allowed: ok, wrong, failed, skipped, timeout)"),
+                                                            "(allowed: ok, wrong, failed, skipped, timeout, crashed)"),
     (lambda doc: doc.update(machine=[]), "machine: expected object, got array"),
 ])
 def test_report_on_a_wrongly_typed_field_is_one_line_and_exit_2(results_file, tmp_path, change, message):
@@ -69,3 +69,11 @@ def test_fields_beyond_the_schema_are_kept(results_file, tmp_path):
     loaded = schema.load(path)
     assert loaded["results"][0]["extra"]["from_a_newer_writer"] == [1, 2]
     assert loaded["workloads"][0]["latency"] == {"p50": 0.1}
+
+
+def test_version_1_files_still_load(tmp_path):
+    row = {"kernel": "sma", "implementation": "loop", "paradigm": "loop", "params": {"n": 10}, "status": "ok",
+           "reason": "", "times": [1.0, 1.1, 0.9], "median": 1.0}
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps({"schema_version": 1, "machine": {}, "options": {}, "results": [row]}))
+    assert schema.load(path)["results"] == [row]

@@ -36,8 +36,9 @@ def broken_paradigm(monkeypatch):
 
 def test_bad_implementations_are_recorded_and_the_run_goes_on(broken_paradigm, tmp_path):
     path = tmp_path / "out.json"
-    doc = run(RunOptions(kernels=["sma"], paradigms=["broken", "vectorized"], sizes=[5000], **FAST),
-              json_path=str(path))
+    # In-process: the paradigm is registered in this process only.
+    doc = run(RunOptions(kernels=["sma"], paradigms=["broken", "vectorized"], sizes=[5000], in_process=True,
+                         **FAST), json_path=str(path))
     by_name = {r["implementation"]: r for r in doc["results"]}
     assert by_name["raises"]["status"] == "failed"
     assert "MemoryError: out of memory on purpose" in by_name["raises"]["reason"]
@@ -65,7 +66,13 @@ def test_results_document_schema(tmp_path):
     (entry,) = doc["results"]
     assert entry["kernel"] == "ema" and entry["implementation"] == "vectorized"
     assert entry["params"] == {"n": 2000, "alpha": 0.1}
-    assert entry["status"] == "ok" and len(entry["times"]) == 3
+    assert entry["status"] == "ok" and len(entry["times"]) >= 3
+    # Sampled until the median's CI was within 2% or the budget ran out, and says which.
+    assert entry["stopped_by"] in ("precision", "budget", "max samples")
+    assert entry["ci_low"] <= entry["median"] <= entry["ci_high"] and entry["cv"] > 0
+    if entry["stopped_by"] == "precision":
+        assert (entry["ci_high"] - entry["ci_low"]) / 2 <= 0.02 * entry["median"]
+    assert entry["checked_at_size"] and entry["max_error"] < 1e-9
     assert entry["median"] == pytest.approx(float(np.median(entry["times"])))
     assert entry["elements"] == 2000 and entry["bytes_moved"] == 32_000
 

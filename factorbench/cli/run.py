@@ -19,7 +19,7 @@ from factorbench.cli.parser import (
     number,
     schedulers,
 )
-from factorbench.cli.tables import print_gpu, print_tables, print_workloads
+from factorbench.cli.tables import print_gpu, print_problems, print_tables, print_workloads
 
 
 def add_parser(sub) -> None:
@@ -55,6 +55,17 @@ def add_parser(sub) -> None:
                           "(default threads,local-cluster)")
     run.add_argument("--chunk-size", type=chunk_sizes, metavar="N[,N...]",
                      help="Dask block size in elements, or auto (two blocks per worker thread; default)")
+    run.add_argument("--precision", type=number, default=0.02, metavar="F",
+                     help="sample until the median's 95%% CI is within ±F (default 0.02 = 2%%) or the time "
+                          "budget is spent")
+    run.add_argument("--timeout", type=number, metavar="S",
+                     help="hard deadline of each implementation's call on a case, after which its worker is "
+                          "killed and the row is a timeout (default 60 + 5 x the time budget)")
+    run.add_argument("--in-process", action="store_true",
+                     help="measure in this process instead of one worker process per implementation "
+                          "(for pdb and profilers; a crash or hang then takes the run down)")
+    run.add_argument("--strict", action="store_true",
+                     help="exit 1 when a row is crashed, timeout, wrong or failed (default: exit 0, rows listed)")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
     run.add_argument("--wide", action="store_true",
@@ -86,7 +97,7 @@ def command(args) -> int:
         workloads=args.workload, seed=args.seed, threads=args.threads,
         settings={key: values for key, values in (("processes", args.processes), ("scheduler", args.scheduler),
                                                   ("chunk_size", args.chunk_size)) if values},
-        cpus=args.cpus,
+        cpus=args.cpus, precision=args.precision, timeout_s=args.timeout, in_process=args.in_process,
     )
     try:
         validate_options(options)
@@ -107,7 +118,8 @@ def command(args) -> int:
             bar.update(task, description=description, completed=done, total=total)
 
         try:
-            doc = run(options, json_path=args.json, progress=progress)
+            doc = run(options, json_path=args.json, progress=progress,
+                      log=lambda line: errors.print(line, markup=False, highlight=False, soft_wrap=True))
         except KeyboardInterrupt:
             errors.print(f"interrupted: results measured so far are in {args.json}")
             return 130
@@ -121,7 +133,8 @@ def command(args) -> int:
         from factorbench.report.html import write_report
 
         console.print(f"report: {write_report([args.json], args.report)}", soft_wrap=True)
-    return 0
+    problems = print_problems(doc)
+    return 1 if problems and args.strict else 0
 
 
 def profile_run(doc: dict, args) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from factorbench.cli.console import console
+from factorbench.cli.console import console, say
 from factorbench.kernels import kernel as get_kernel
 from factorbench.measure import floors
 from factorbench.results import analysis
 from factorbench.results import format as fmt
+from factorbench.results.schema import PROBLEM_STATUSES
 
 
 def fmt_floor(result: dict, measured: dict) -> str:
@@ -91,7 +92,7 @@ def compact_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]
         result = row.result
         floor = fmt_floor(result, measured).split(" ")[0]
         table.add_row(escape(analysis.label(result)), median_spread(result), vs_best_baseline(row), floor,
-                      escape(note(result.get("reason") or "", "best" if row.best else "")),
+                      escape(note(fmt.note(result), "best" if row.best else "")),
                       style="bold green" if row.best else None)
     for result in case.unranked:
         table.add_row(escape(analysis.label(result)), "", "", "",
@@ -104,23 +105,38 @@ def wide_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
     """Fill the table with every column; notes stay in their column."""
     extra_columns = {name: cell for name, cell in fmt.PROCESS_COLUMNS.items()
                      if any(cell(row) for row in case.ranked)}
-    for column in ("implementation", "paradigm", "median", "IQR", "elements/s", "vs loop",
+    for column in ("implementation", "paradigm", "median", "95% CI", "CV", "elements/s", "vs loop",
                    "vs best library", "% of floor", "first call", *extra_columns, "note"):
         table.add_column(column, justify="left" if column in ("implementation", "paradigm", "note") else "right",
                          no_wrap=column == "implementation")
     for row in case.ranked:
         result = row.result
         table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt.time(result["median"]),
-                      fmt.time(result["iqr"]), f"{analysis.elements_per_s(row):.3g}",
+                      fmt.ci(result), fmt.pct(result.get("cv")), f"{analysis.elements_per_s(row):.3g}",
                       fmt.ratio(row.speedup["loop"]), fmt.ratio(row.speedup["library"]),
                       fmt_floor(result, measured), fmt.time(result.get("cold_call_s")),
                       *(cell(row) for cell in extra_columns.values()),
-                      escape(result.get("reason") or ""), style="bold green" if row.best else None)
+                      escape(fmt.note(result)), style="bold green" if row.best else None)
     for result in case.unranked:
         table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), result["status"].upper(),
-                      "", "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
+                      "", "", "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
                       style="dim" if result["status"] == "skipped" else "red")
     return []
+
+
+def print_problems(doc: dict) -> list[dict]:
+    """List the crashed, timeout, wrong and failed rows, and warn when the machine was
+    busy; returns the problem rows."""
+    problems = [r for r in doc["results"] if r["status"] in PROBLEM_STATUSES]
+    for result in problems:
+        say(f"{result['status'].upper()}: {analysis.case_title(result)} {analysis.label(result)}: {result['reason']}")
+    unstable = sum(1 for r in doc["results"] if r["status"] == "ok" and r.get("unstable"))
+    if unstable:
+        say(f"{unstable} row(s) marked unstable: their samples are too noisy to trust (see the note column)")
+    warning = (doc["machine"].get("load") or {}).get("warning")
+    if warning:
+        say(f"warning: the machine was busy ({warning}): timings are less reliable")
+    return problems
 
 
 def print_gpu(doc: dict) -> None:

@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -76,4 +77,73 @@ def describe() -> dict:
             for info in threadpool_info()
         ],
         "git_commit": git_commit(),
+        "frequency_scaling": frequency_scaling(),
     }
+
+
+def _sys(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def frequency_scaling() -> dict:
+    """What /sys says about frequency scaling, turbo and SMT (None where unreadable, as in
+    most containers and VMs): each can change a timing by tens of percent."""
+    no_turbo = _sys("/sys/devices/system/cpu/intel_pstate/no_turbo")
+    boost = _sys("/sys/devices/system/cpu/cpufreq/boost")
+    turbo = (no_turbo == "0") if no_turbo is not None else (boost == "1") if boost is not None else None
+    smt = _sys("/sys/devices/system/cpu/smt/active")
+    return {
+        "scaling_driver": _sys("/sys/devices/system/cpu/cpu0/cpufreq/scaling_driver"),
+        "governor": _sys("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "turbo": turbo,
+        "smt_active": None if smt is None else smt == "1",
+    }
+
+
+BUSY_OTHER_CORES = 0.5
+"""CPU used by other processes, in cores, averaged over the run, above which a run warns."""
+
+
+class LoadMonitor:
+    """How busy the machine was during a run besides the run itself: load average, and
+    CPU time used by other processes (all CPU time minus this process tree's)."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.load_start = os.getloadavg()
+        self.busy_start = _busy_cpu_s()
+        self.own_start = _own_cpu_s()
+
+    def describe(self) -> dict:
+        wall = max(time.monotonic() - self.started, 1e-9)
+        other = (_busy_cpu_s() - self.busy_start) - (_own_cpu_s() - self.own_start)
+        other_cores = max(other, 0.0) / wall
+        load_end = os.getloadavg()
+        cores = psutil.cpu_count(logical=True) or 1
+        warnings = []
+        if other_cores >= BUSY_OTHER_CORES:
+            warnings.append(f"other processes used {other_cores:.1f} of {cores} cores on average during the run")
+        if max(self.load_start[0], load_end[0]) > cores:
+            warnings.append(f"load average {max(self.load_start[0], load_end[0]):.1f} exceeds the {cores} cores")
+        return {"loadavg_start": list(self.load_start), "loadavg_end": list(load_end),
+                "other_processes_cores": round(other_cores, 3), "warning": "; ".join(warnings)}
+
+
+def _busy_cpu_s() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process, its live children and the children it has waited for."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:4])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            continue
+    return total

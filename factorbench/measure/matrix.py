@@ -29,6 +29,10 @@ Outcome = Literal["pass", "wrong", "raises", "unavailable"]
 REASON_CHARS = 160
 
 
+PROFILE_KEY = "correctness_profile"
+"""Key under which a worker hands an implementation's matrix row to the runner, in the
+first row's ``extra``; the runner moves it to the results' ``correctness`` list."""
+
 @dataclass
 class Cell:
     """One implementation on one input class."""

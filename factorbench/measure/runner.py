@@ -8,27 +8,28 @@ import functools
 import itertools
 import json
 import os
-import traceback
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from factorbench.kernels import Kernel
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
-from factorbench.measure import affinity, floors, machine, sizing, threads
-from factorbench.measure.check import CheckResult, check
-from factorbench.measure.matrix import Profile, profile
-from factorbench.measure.timer import measure
+from factorbench.measure import affinity, floors, machine, stats, threads
+from factorbench.measure.case import Session, blank, measure_case
+from factorbench.measure.check import trusted_answer
+from factorbench.measure.matrix import PROFILE_KEY, profile
+from factorbench.measure.worker import Worker, WorkerLost
 from factorbench.registry import Implementation, artifacts_in, implementations
-from factorbench.results.schema import Measurement, document, write
+from factorbench.results.format import params as fmt_params
+from factorbench.results.schema import PROBLEM_STATUSES, Measurement, document, write
 from factorbench.workloads import run_workload, workload, workloads
 
-CALLS_NEEDED = 4
-"""A measurement needs a warm-up call and at least three samples."""
 
 @dataclass
 class RunOptions:
@@ -57,6 +58,13 @@ class RunOptions:
     """Values for implementation settings (processes, scheduler, ...), overriding their defaults."""
     cpus: list[int] = field(default_factory=list)
     """CPUs the runner and the worker processes it starts are pinned to; empty: unchanged."""
+    precision: float | None = 0.02
+    """Sampling goes on until the median's 95% CI is within ±precision (0.02 = 2%) or the
+    time budget is spent; None takes exactly ``repeat`` samples."""
+    timeout_s: float | None = None
+    """Hard deadline of one worker call; None derives it from the time budget."""
+    in_process: bool = False
+    """Measure in the runner's own process (for pdb and profilers), not in workers."""
     artifacts_dir: str | None = None
     """Where files for the report go (task graphs, profiles); default: beside the results
     file, named after it ('results-artifacts/' for 'results.json')."""
@@ -79,6 +87,10 @@ def validate_options(options: RunOptions) -> None:
     chosen_workloads = [workload(name) for name in selected_workloads(options)]
     if options.repeat < 1:
         raise ValueError(f"--repeat must be >= 1, got {options.repeat}")
+    if options.precision is not None and not 0 < options.precision < 1:
+        raise ValueError(f"--precision must be between 0 and 1 (0.02 = 2%), got {options.precision:g}")
+    if options.timeout_s is not None and options.timeout_s <= 0:
+        raise ValueError(f"--timeout must be > 0, got {options.timeout_s:g}")
     if options.time_budget_s <= 0:
         raise ValueError(f"--time-budget must be > 0, got {options.time_budget_s}")
     if any(count < 1 for count in options.threads):
@@ -152,121 +164,167 @@ def settings_sweep(impl: Implementation, options: RunOptions) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-def measure_one(spec: Kernel, impl: Implementation, settings: dict, params: dict, args: tuple,
-                options: RunOptions, check_result: CheckResult) -> Measurement:
-    record = Measurement(kernel=spec.name, implementation=impl.name, paradigm=impl.paradigm,
-                         params=dict(params), status="ok", reason="", times=[], median=None, settings=settings,
-                         cold_call_s=check_result.cold_call_s, max_error=check_result.max_error)
-    call = functools.partial(impl, **settings)
-    fitted = sizing.fit(spec, call, params, options.time_budget_s / CALLS_NEEDED, options.seed)
-    if fitted.params is None:
-        record.status, record.reason = "timeout", f"exceeds the {options.time_budget_s:g} s budget: {fitted.note}"
-        return record
-    if fitted.params is not params:
-        target = fitted.params
-        record.params, record.requested_params = target, dict(params)
-        record.reason = fitted.note.replace("the time budget", f"the {options.time_budget_s:g} s time budget")
-        args = spec.make_args(target, np.random.default_rng(options.seed))
-    timing = measure(lambda: call(*args), repeat=options.repeat, min_sample_s=options.min_sample_s,
-                     budget_s=options.time_budget_s)
-    record.times, record.median, record.iqr = timing.times, timing.median, timing.iqr
-    record.calls_per_sample, record.warmup_s = timing.calls_per_sample, timing.warmup_s
-    record.elements, record.bytes_moved = spec.elements(record.params), spec.bytes_moved(record.params)
-    record.output_bytes = spec.output_bytes(record.params) if spec.output_bytes else None
-    if impl.metrics is not None:
-        record.extra.update(impl.metrics())
-    return record
-
-
 def run(options: RunOptions, *, json_path: str | None = None,
-        progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Run the benchmark; the results document is rewritten after every measurement."""
+        progress: Callable[[str, int, int], None] | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Run the benchmark; the results document is rewritten after every measurement.
+    ``log`` gets a plain line as each implementation starts and for each problem row."""
     validate_options(options)
     with affinity.pinned(options.cpus):
-        return _run(options, json_path, progress)
+        return _run(options, json_path, progress, log)
 
 
-def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, int, int], None] | None) -> dict:
+def default_timeout_s(options: RunOptions) -> float:
+    """The deadline of one worker call: start-up and a JIT compile, the check, the size
+    climb and the sampling, each bounded by the budget, with room for a busy machine."""
+    return options.timeout_s if options.timeout_s is not None else 60.0 + 5.0 * options.time_budget_s
+
+
+def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, int, int], None] | None,
+         log: Callable[[str], None] | None) -> dict:
     meta = machine.describe()
     meta["pinned_cpus"] = options.cpus
+    meta["ci_method"] = stats.CI_METHOD
+    meta["isolation"] = "in-process" if options.in_process else "worker process per implementation"
+    load = machine.LoadMonitor()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    todo = [(spec, params, impl, settings)
-            for spec, params in (plan(options) if runs_kernels(options) else [])
-            for impl in selected(options, spec.name)
-            for settings in settings_sweep(impl, options)]
-    measurements: list[Measurement] = []
+    cases = plan(options) if runs_kernels(options) else []
+    # One unit per implementation and settings, over all its cases: one worker each.
+    units: dict[tuple, list[tuple[Kernel, dict]]] = {}
+    position: dict[tuple, int] = {}
+    """Where each row goes in the results: plan order, case by case, however the units ran."""
+    for case_number, (spec, params) in enumerate(cases):
+        for impl in selected(options, spec.name):
+            for settings in settings_sweep(impl, options):
+                unit = (impl, json.dumps(settings, sort_keys=True))
+                units.setdefault(unit, []).append((spec, params))
+                position[(*unit, case_number)] = len(position)
+    case_numbers = {id(params): number for number, (_, params) in enumerate(cases)}
+    rows: list[tuple[int, Measurement]] = []
     sections: list[dict] = []
-    checks: dict[tuple, CheckResult] = {}
-    profiles: dict[tuple, Profile] = {}
+    profiles: dict[tuple, dict] = {}
+    """Each implementation's row of the correctness matrix, by (kernel, name, settings)."""
     chosen_workloads = selected_workloads(options)
-    total = len(todo) + len(chosen_workloads)
-    if todo:
+    total = sum(map(len, units.values())) + len(chosen_workloads)
+    if units:
         # Measured in the same run, so "% of floor" compares like with like: one thread and
         # the run's most threads (or all CPUs), streaming and fresh-output.
         counts = sorted({1, max(options.threads) if options.threads else len(os.sched_getaffinity(0))})
         meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick), thread_counts=tuple(counts))
 
     def save():
+        meta["load"] = load.describe()
+        measurements = [record for _, record in sorted(rows, key=lambda row: row[0])]
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections,
-                       correctness=[p.to_json() for p in profiles.values()])
+                       correctness=list(profiles.values()))
         if json_path:
             write(json_path, doc)
         return doc
 
-    def skip(spec, params, impl, settings, status, reason, **fields):
-        measurements.append(Measurement(kernel=spec.name, implementation=impl.name, paradigm=impl.paradigm,
-                                        params=dict(params), status=status, reason=reason, times=[], median=None,
-                                        settings=settings, **fields))
-
     artifacts = options.artifacts_dir or (Path(json_path).with_name(f"{Path(json_path).stem}-artifacts")
                                           if json_path else None)
-    with threads.limited(max(options.threads) if options.threads else None), artifacts_in(artifacts):
+    done = 0
+    with threads.limited(max(options.threads) if options.threads else None), artifacts_in(artifacts), \
+            tempfile.TemporaryDirectory(prefix="factorbench-run-") as scratch:
         meta["threads"] = {"requested": options.threads, **threads.current()}
-        current_case: tuple | None = None
-        args: tuple = ()
-        for done, (spec, params, impl, settings) in enumerate(todo):
+        answers = TrustedAnswers(Path(scratch), options.seed)
+        for (impl, settings_key), unit_cases in units.items():
+            settings = json.loads(settings_key)
+            if log:
+                log(f"measuring {impl.kernel}/{impl.name} {format_settings(settings)}".rstrip()
+                    + f": {len(unit_cases)} case(s)" + ("" if options.in_process else ", in a worker process"))
             if progress:
-                progress(f"{spec.name} {impl.name} {format_settings(settings)}", done, total)
-            check_key = (spec.name, impl.name, json.dumps(settings, sort_keys=True))
-            if not impl.available:
-                profiles.setdefault(check_key, profile(impl, options.seed, settings))
-                skip(spec, params, impl, settings, "skipped", impl.reason)
+                progress(f"{impl.kernel} {impl.name} {format_settings(settings)}", done, total)
+            records = _measure_unit(impl, settings, unit_cases, options, answers, artifacts, Path(scratch))
+            # Not zip(): it would leave the generator suspended, to be closed (its worker
+            # killed) by the garbage collector, where a Ctrl-C is ignored.
+            for number, record in enumerate(records):
+                params = unit_cases[number][1]
+                if PROFILE_KEY in record.extra:  # computed beside the check, in the worker
+                    profiles[(impl.kernel, impl.name, settings_key)] = record.extra.pop(PROFILE_KEY)
+                rows.append((position[(impl, settings_key, case_numbers[id(params)])], record))
+                if log and record.status in PROBLEM_STATUSES:
+                    log(f"  {record.status.upper()} {fmt_params(record.requested_params or record.params)}: "
+                        f"{record.reason}")
+                done += 1
+                if progress:
+                    progress(f"{impl.kernel} {impl.name} {format_settings(settings)}", done, total)
                 save()
-                continue
-            if check_key not in checks:
-                checks[check_key] = check(impl, options.seed, settings)
-                # Every input class, for the report; only the check above decides timing.
-                profiles[check_key] = profile(impl, options.seed, settings, core=checks[check_key])
-            check_result = checks[check_key]
-            if not check_result.ok:
-                skip(spec, params, impl, settings, "failed" if check_result.raised else "wrong", check_result.message,
-                     max_error=check_result.max_error, cold_call_s=check_result.cold_call_s)
-                save()
-                continue
-            if impl.untimed_reason:
-                skip(spec, params, impl, settings, "skipped",
-                     f"not timed: {impl.untimed_reason}; correctness check passed",
-                     max_error=check_result.max_error, cold_call_s=check_result.cold_call_s,
-                     extra=impl.metrics() if impl.metrics else {})
-                save()
-                continue
-            if current_case != (spec.name, params):
-                args = ()  # free the previous case's arrays before building the next
-                current_case, args = (spec.name, params), spec.make_args(params, np.random.default_rng(options.seed))
-            try:
-                measurements.append(measure_one(spec, impl, settings, params, args, options, check_result))
-            except Exception as exc:
-                skip(spec, params, impl, settings, "failed", f"{type(exc).__name__}: {exc}",
-                     extra={"traceback": traceback.format_exc(limit=5)})
-            save()
-        for done, name in enumerate(chosen_workloads, start=len(todo)):
+        for name in chosen_workloads:
             if progress:
                 progress(f"workload {name}", done, total)
             sections.append(run_workload(name, options))
+            done += 1
             save()
         if progress:
             progress("done", total, total)
     return save()
+
+
+class TrustedAnswers:
+    """The trusted answer of each case at each measured size, computed once in the runner
+    and kept as .npy files that workers memory-map."""
+
+    def __init__(self, folder: Path, seed: int):
+        self.folder, self.seed = folder, seed
+        self.paths: dict[str, str | None] = {}
+
+    def path(self, spec: Kernel, params: dict) -> str | None:
+        key = json.dumps([spec.name, params], sort_keys=True)
+        if key not in self.paths:
+            try:
+                answer, _ = trusted_answer(spec, params, self.seed)
+            except Exception:
+                self.paths[key] = None
+            else:
+                path = self.folder / f"expected-{len(self.paths)}.npy"
+                np.save(path, answer)
+                self.paths[key] = str(path)
+        return self.paths[key]
+
+    def array(self, spec: Kernel, params: dict) -> np.ndarray | None:
+        path = self.path(spec, params)
+        return None if path is None else np.load(path, mmap_mode="r")
+
+
+def _measure_unit(impl: Implementation, settings: dict, unit_cases: list[tuple[Kernel, dict]], options: RunOptions,
+                  answers: TrustedAnswers, artifacts: str | Path | None, scratch: Path) -> Iterator[Measurement]:
+    """The rows of one implementation with its settings, case by case."""
+    if not impl.available:
+        for number, (spec, params) in enumerate(unit_cases):
+            record = blank(spec, impl, settings, params, "skipped", impl.reason or "")
+            if number == 0:  # the matrix lists it as unavailable
+                record.extra[PROFILE_KEY] = profile(impl, options.seed, settings).to_json()
+            yield record
+        return
+    if options.in_process:
+        session = Session()
+        for spec, params in unit_cases:
+            yield measure_case(spec, impl, settings, params, options,
+                               functools.partial(answers.array, spec), session)
+        return
+    worker: Worker | None = None
+    try:
+        for number, (spec, params) in enumerate(unit_cases):
+            if worker is None:
+                worker = Worker(scratch / f"worker-{impl.kernel}-{impl.name}-{number}.stderr")
+            message = {"kernel": spec.name, "implementation": impl.name, "settings": settings, "params": params,
+                       "options": options.to_json(), "artifacts": str(artifacts) if artifacts else None}
+            try:
+                reply = worker.request(message, default_timeout_s(options), functools.partial(answers.path, spec))
+            except WorkerLost as lost:
+                worker.close()
+                worker = None  # the next case gets a fresh one
+                yield blank(spec, impl, settings, params, lost.status, lost.reason, elapsed_s=lost.elapsed_s)
+                continue
+            yield msgspec.convert(reply, Measurement)
+    except BaseException:  # Ctrl-C: the worker may be mid-call for many seconds yet
+        if worker is not None:
+            worker.close(graceful=False)
+            worker = None
+        raise
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 def format_settings(settings: dict) -> str:

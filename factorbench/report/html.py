@@ -141,14 +141,16 @@ def _row_view(row: analysis.Row, rank: int, measured: dict, summaries) -> dict:
     fraction, floor_kind = floor_fraction(result, measured)
     return {
         "rank": rank, "best": row.best, "label": analysis.label(result), "paradigm": result["paradigm"],
-        "median": fmt.time(result["median"]), "spread": fmt.time(result.get("iqr")),
+        "median": fmt.time(result["median"]), "spread": fmt.ci(result), "unstable": result.get("unstable") or [],
         "samples": len(result.get("times") or []),
         "elements_per_s": f"{analysis.elements_per_s(row):.3g}",
         "vs_loop": fmt.ratio(row.speedup.get("loop")), "vs_vectorized": fmt.ratio(row.speedup.get("vectorized")),
         "vs_library": fmt.ratio(row.speedup.get("library")),
         "floor": fmt.pct(fraction), "floor_kind": floor_kind, "floor_fraction": fraction,
         "over_floor": bool(fraction and fraction > 1.05),
-        "cold": fmt.time(result.get("cold_call_s")), "note": result.get("reason") or "",
+        "cold": fmt.time(result.get("cold_call_s")),
+        "note": "; ".join(filter(None, [result.get("reason") or "", *(f"UNSTABLE: {why}" for why in
+                                                                    result.get("unstable") or [])])),
         "summary": summaries.get((result["kernel"], result["implementation"]), ""),
     }
 
@@ -327,6 +329,11 @@ def _machine_view(doc: dict) -> dict:
                              for f in bandwidth.get("floors") or []) + f" per {fmt.size(bandwidth.get('bytes'))}"
          if bandwidth.get("floors") else "not measured"),
         ("git commit", m.get("git_commit") or "unknown"),
+        ("isolation", m.get("isolation") or "in-process (before isolated workers)"),
+        ("frequency scaling", ", ".join(f"{k}={v}" for k, v in (m.get("frequency_scaling") or {}).items()
+                                        if v is not None) or "not readable"),
+        ("machine load", (m.get("load") or {}).get("warning") or "quiet" if m.get("load") else "not recorded"),
+        ("noise", m.get("ci_method") or "IQR only"),
         ("profiling", f"{profiling['profiled']} implementations in {profiling['seconds']:.0f} s, files in "
                       f"{profiling['dir']}" if fmt.is_number(profiling.get("seconds")) else "not profiled"),
         ("started", options.get("started", "unknown")),
@@ -417,6 +424,7 @@ def render_comparison(before: dict, after: dict, names: tuple[str, str], factor:
     for row in rows:
         row["ratio_text"] = "-" if row["ratio"] is None else f"{row['ratio']:.3g}"
         row["p_text"] = "-" if row["p"] is None else f"{row['p']:.2g}"
+        row["mde_text"] = "-" if row["mde"] is None else "∞" if math.isinf(row["mde"]) else f"{row['mde']:.1%}"
     by_case: dict[str, list] = defaultdict(list)
     for row in rows:
         by_case[row["case"]].append(row)

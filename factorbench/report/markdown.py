@@ -109,17 +109,17 @@ def comparison(before: dict, after: dict, factor: float = COMPARE_FACTOR, alpha:
     out.add(f"## factorbench comparison: {cell(names[0])} → {cell(names[1])}", "",
             f"{len(rows)} rows compared, **{len(slower)} slower**, {sum(r['mark'] == '-' for r in rows)} faster "
             f"(beyond x{factor:g} with Mann-Whitney p < {alpha:g}); ratio = after / before, time per element; "
-            "detectable: the smallest change these samples could show (∞: too few samples).", "")
+            "MDE: the minimum detectable effect, the smallest change these samples could show (∞: too few samples).", "")
     by_case: dict[str, list[dict]] = {}
     for row in rows:
         by_case.setdefault(row["case"], []).append(row)
     for case, case_rows in by_case.items():
         lines = [[r["label"], r["paradigm"], r["before"], r["after"],
                   f"{r['ratio']:.3f}" if r["ratio"] is not None else "-",
-                  f"{r['p']:.2g}" if r["p"] is not None else "-", detectable(r["detectable"]), marks[r["mark"]]]
+                  f"{r['p']:.2g}" if r["p"] is not None else "-", detectable(r["mde"]), marks[r["mark"]]]
                  for r in sorted(case_rows, key=lambda r: -(r["ratio"] or 0))]
         out.add(f"### {cell(case)}", "",
-                *table(["implementation", "paradigm", names[0], names[1], "ratio", "p", "detectable", "change"],
+                *table(["implementation", "paradigm", names[0], names[1], "ratio", "p", "MDE", "change"],
                        lines, "llrrrrrl"), "")
     return out.text()
 

@@ -37,7 +37,7 @@ class Case:
     ranked: list[Row]
     """ok rows, fastest first."""
     unranked: list[dict]
-    """wrong / failed / skipped / timeout rows, with their reasons."""
+    """wrong / failed / skipped / timeout / crashed rows, with their reasons: never ranked."""
 
     @property
     def title(self) -> str:

@@ -43,6 +43,22 @@ def pct(fraction: float | None) -> str:
     return f"{value:.0f}%" if value >= 10 else f"{value:.2g}%"
 
 
+def ci(result: dict) -> str:
+    """A row's 95% CI of the median as ±% of it: ±1.2%."""
+    low, high, median = result.get("ci_low"), result.get("ci_high"), result.get("median")
+    if not (isinstance(low, float) and isinstance(high, float) and isinstance(median, float)) or median <= 0:
+        return "-"
+    return f"±{pct((high - low) / 2 / median)}"
+
+
+def note(result: dict) -> str:
+    """A row's reason, with UNSTABLE and why when its samples are too noisy."""
+    parts = [result.get("reason") or ""]
+    if result.get("unstable"):
+        parts.append(f"UNSTABLE ({result['unstable'][0]})")
+    return "; ".join(part for part in parts if part)
+
+
 def size(count) -> str:
     """A byte count in binary units: 1.5 MiB."""
     if not isinstance(count, (int, float)) or isinstance(count, bool):

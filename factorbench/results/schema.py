@@ -18,9 +18,14 @@ from typing import Any, Literal
 
 import msgspec
 
-SCHEMA_VERSION = 1
-READABLE_VERSIONS = (1,)
-Status = Literal["ok", "wrong", "failed", "skipped", "timeout"]
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+Status = Literal["ok", "wrong", "failed", "skipped", "timeout", "crashed"]
+"""wrong: output differs from the trusted answer (or the input was modified); failed: it
+raised; timeout: too slow for the budget, or killed at the deadline; crashed: its worker
+process died (signal or exit code in the reason)."""
+PROBLEM_STATUSES = ("wrong", "failed", "timeout", "crashed")
+"""Statuses that make ``factorbench run --strict`` exit 1."""
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
 MEMORY_PEAK_KEY = "peak_rss_increase_mib"
 """Key in a row's ``extra`` of the peak RSS increase (MiB) that ``--profile`` measured."""
@@ -63,6 +68,21 @@ class Measurement(msgspec.Struct, kw_only=True):
     """Set when the time budget forced a smaller size than asked for."""
     extra: dict[str, Any] = {}
     """Paradigm-specific figures (thread counts, bytes sent to workers, ...)."""
+    cv: float | None = None
+    """Coefficient of variation of ``times`` (standard deviation / mean)."""
+    ci_low: float | None = None
+    ci_high: float | None = None
+    """95% confidence interval of the median (method in the machine's ``ci_method``);
+    None with fewer than 6 samples."""
+    unstable: list[str] = []
+    """Why the samples are too noisy to trust (pyperf's rules); empty when they are not."""
+    stopped_by: str | None = None
+    """What ended sampling: precision, budget, max samples or repeat."""
+    checked_at_size: bool = False
+    """One timed call's output was compared with the trusted answer at the measured size
+    (``max_error`` is then the larger of that and the check's)."""
+    elapsed_s: float | None = None
+    """Wall time of the row in its worker, or until it was killed (timeout) or died."""
 
 
 class WorkloadSection(msgspec.Struct):

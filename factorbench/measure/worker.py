@@ -1,0 +1,270 @@
+"""Isolated workers: each implementation (with its settings) is checked and timed in a
+process of its own, as pyperf's runner spawns workers, so that a segfault, a hang or a
+leaked pool cannot take the run down or make it lie.
+
+The runner starts ``python -m factorbench.measure.worker`` in a new session (its own
+process group) per implementation and reuses it across that implementation's cases, so a
+JIT compiles once and a pool starts once. Messages are small JSON objects over two pipes
+(a case's params and options out, a results row back); the worker builds its inputs from
+the seed and memory-maps the trusted answer (.npy) the runner wrote, so no large array is
+ever pickled. The runner waits for each answer up to a hard deadline; past it, or when the
+worker dies, the whole process group is killed and the /dev/shm segments it left are
+unlinked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from factorbench.measure import threads
+from factorbench.results.schema import Measurement, Status
+
+SHM_DIR = Path("/dev/shm")
+STDERR_TAIL_LINES = 12
+STARTUP_TIMEOUT_S = 120.0
+"""How long a worker may take to import factorbench and the implementations: not counted
+against a call's deadline, which a loaded machine's slow imports would otherwise eat."""
+EXIT_GRACE_S = 10.0
+"""How long a worker may take to exit (shut its pools down) when asked to."""
+
+
+class WorkerLost(Exception):
+    """The worker passed its deadline (status ``timeout``) or died (``crashed``)."""
+
+    def __init__(self, status: Status, reason: str, elapsed_s: float):
+        super().__init__(reason)
+        self.status, self.reason, self.elapsed_s = status, reason, elapsed_s
+
+
+class Worker:
+    """A worker process for one implementation; ``close()`` leaves nothing of it behind."""
+
+    def __init__(self, stderr_path: Path):
+        parent_in, child_out = os.pipe()
+        child_in, parent_out = os.pipe()
+        self._shm_before = _shm_names()
+        self._stderr_path = stderr_path
+        self._stderr = stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "factorbench.measure.worker", str(child_in), str(child_out)],
+            pass_fds=(child_in, child_out), stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
+            start_new_session=True)
+        os.close(child_in)
+        os.close(child_out)
+        self._in = Connection(parent_in, writable=False)
+        self._out = Connection(parent_out, readable=False)
+        self._ready = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def request(self, message: dict, deadline_s: float, expected_for: Callable[[dict], str | None]) -> dict:
+        """Send ``message`` and return the worker's row; the worker may ask for the trusted
+        answer at a size (``expected_for`` writes it and returns its path; the time that
+        takes is the runner's, not counted against the deadline). Raises WorkerLost."""
+        try:
+            if not self._ready:
+                if not self._in.poll(STARTUP_TIMEOUT_S):
+                    self.kill()
+                    raise WorkerLost("timeout", f"the worker did not start within {STARTUP_TIMEOUT_S:g} s",
+                                     STARTUP_TIMEOUT_S)
+                self._in.recv_bytes()
+                self._ready = True
+        except (EOFError, OSError):
+            raise WorkerLost("crashed", self._death(), 0.0) from None
+        started = time.perf_counter()
+        paused = 0.0
+        try:
+            self._out.send_bytes(json.dumps(message).encode())
+            while True:
+                remaining = deadline_s - (time.perf_counter() - started - paused)
+                if remaining <= 0 or not self._in.poll(remaining):
+                    elapsed = time.perf_counter() - started - paused
+                    self.kill()
+                    raise WorkerLost("timeout", f"killed after {elapsed:.1f} s: no answer within the "
+                                                f"{deadline_s:g} s deadline (--timeout)", elapsed)
+                reply = json.loads(self._in.recv_bytes())
+                if "expected" not in reply:
+                    return reply
+                asked = time.perf_counter()
+                path = expected_for(reply["expected"])
+                paused += time.perf_counter() - asked
+                self._out.send_bytes(json.dumps({"path": path}).encode())
+        except (EOFError, OSError):
+            elapsed = time.perf_counter() - started - paused
+            raise WorkerLost("crashed", self._death(), elapsed) from None
+
+    def _death(self) -> str:
+        """Why the worker died: its signal or exit code, and the end of its stderr."""
+        try:
+            code = self.proc.wait(timeout=EXIT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill()
+        if code is None:
+            how = "closed its pipe and was killed"
+        elif code < 0:
+            how = f"killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exited with status {code}"
+        tail = self.stderr_tail()
+        return f"worker {how}" + (f"; its last stderr lines: {tail}" if tail else "")
+
+    def stderr_tail(self) -> str:
+        """The last lines of the worker's stderr; from a fatal error's first line when there
+        is one (faulthandler prints the innermost frame first)."""
+        self._stderr.flush()
+        try:
+            lines = [line.strip() for line in self._stderr_path.read_text(errors="replace").splitlines()
+                     if line.strip()]
+        except OSError:
+            return ""
+        fatal = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
+        chosen = lines[fatal[-1]:][:STDERR_TAIL_LINES] if fatal else lines[-STDERR_TAIL_LINES:]
+        return " | ".join(chosen)
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group and every descendant that left it."""
+        try:
+            family = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            family = []
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for child in family:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        self.proc.wait()
+        psutil.wait_procs(family, timeout=5)
+
+    def close(self, graceful: bool = True) -> None:
+        """Ask the worker to exit (so its pools shut down cleanly; not when ``graceful`` is
+        False, as on Ctrl-C), then kill what is left."""
+        if graceful and self.proc.poll() is None:
+            try:
+                self._out.send_bytes(b'{"op": "exit"}')
+                self.proc.wait(timeout=EXIT_GRACE_S)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+        for conn in (self._in, self._out):
+            conn.close()
+        self._stderr.close()
+        unlink_leaked_shm(self._shm_before)
+
+
+def _shm_names() -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(SHM_DIR)}
+    except OSError:
+        return set()
+
+
+def _held_shm() -> set[str]:
+    """Names of /dev/shm entries some live process has open or mapped."""
+    held: set[str] = set()
+    prefix = f"{SHM_DIR}/"
+    for pid in psutil.pids():
+        for source in (f"/proc/{pid}/maps",):
+            try:
+                text = Path(source).read_text()
+            except OSError:
+                continue
+            held.update(line.split(prefix, 1)[1].split()[0] for line in text.splitlines() if prefix in line)
+        try:
+            with os.scandir(f"/proc/{pid}/fd") as fds:
+                for fd in fds:
+                    target = os.readlink(fd.path)
+                    if target.startswith(prefix):
+                        held.add(target[len(prefix):].split()[0])
+        except OSError:
+            continue
+    return held
+
+
+def unlink_leaked_shm(before: set[str]) -> list[str]:
+    """Unlink the /dev/shm entries created since ``before`` that no live process holds:
+    what a killed worker (its resource tracker killed with it) left behind. Entries other
+    programs on the machine are using are held by them, so they stay."""
+    new = _shm_names() - before
+    if not new:
+        return []
+    leaked = sorted(new - _held_shm())
+    for name in leaked:
+        try:
+            (SHM_DIR / name).unlink()
+        except OSError:
+            pass
+    return leaked
+
+
+# --- the worker process --------------------------------------------------------------------
+
+def _serve(conn_in: Connection, conn_out: Connection) -> None:
+    from factorbench.kernels import kernel as get_kernel
+    from factorbench.measure.case import Session, measure_case
+    from factorbench.registry import artifacts_in, implementations
+
+    session = Session()
+    implementations()  # import every paradigm before saying ready
+    conn_out.send_bytes(json.dumps({"ready": os.getpid()}).encode())
+
+    def ask(params: dict) -> np.ndarray | None:
+        conn_out.send_bytes(json.dumps({"expected": params}).encode())
+        path = json.loads(conn_in.recv_bytes())["path"]
+        return None if path is None else np.load(path, mmap_mode="r")
+
+    while True:
+        message = json.loads(conn_in.recv_bytes())
+        if message.get("op") == "exit":
+            return
+        from factorbench.measure.runner import RunOptions
+
+        options = RunOptions(**message["options"])
+        spec = get_kernel(message["kernel"])
+        (impl,) = [i for i in implementations(spec.name) if i.name == message["implementation"]]
+        with threads.limited(max(options.threads) if options.threads else None), \
+                artifacts_in(message.get("artifacts")):
+            row = measure_case(spec, impl, message["settings"], message["params"], options, ask, session)
+        conn_out.send_bytes(json.dumps(_row_json(row)).encode())
+
+
+def _row_json(row: Measurement) -> dict:
+    import msgspec
+
+    from factorbench.results.schema import _json_safe
+
+    return _json_safe(msgspec.to_builtins(row))
+
+
+def main(argv: list[str]) -> None:
+    import faulthandler
+
+    faulthandler.enable()  # a segfault's Python traceback ends up in the stderr tail
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's: it kills the group
+    conn_in = Connection(int(argv[0]), writable=False)
+    conn_out = Connection(int(argv[1]), readable=False)
+    try:
+        _serve(conn_in, conn_out)
+    except EOFError:  # the runner went away
+        pass
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
