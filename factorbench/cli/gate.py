@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from factorbench.cli.console import console
-from factorbench.cli.parser import UsageError, number
+from factorbench.cli.parser import UsageError, add_plugin_option, number
 from factorbench.regress.gate import DEFAULT_FACTOR, DEFAULT_THRESHOLD_PCT, MODES
 
 
@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     gate.add_argument("--threshold", type=number, default=DEFAULT_THRESHOLD_PCT, metavar="PCT",
                       help=f"callgrind mode: more instructions by more than PCT%% fails (default {DEFAULT_THRESHOLD_PCT:g})")
     gate.add_argument("--json", metavar="PATH", help="also write every compared benchmark and the verdict here")
+    add_plugin_option(gate)
     gate.set_defaults(handler=command)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from factorbench.cli.console import console
-from factorbench.cli.parser import UsageError, number
+from factorbench.cli.parser import UsageError, add_plugin_option, number
 
 
 def add_parser(sub) -> None:
@@ -13,6 +13,7 @@ def add_parser(sub) -> None:
                         help="HTML file (default reports/index.html, or reports/compare.html for two)")
     report.add_argument("--factor", type=number, default=1.1,
                         help="comparison: ratio beyond which a change counts (default 1.1, as asv)")
+    add_plugin_option(report)
     report.set_defaults(handler=command)
 
 
