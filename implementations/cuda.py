@@ -33,8 +33,8 @@ from functools import cache
 
 import numpy as np
 
+from factorbench import Paradigm
 from factorbench.parallel.gpu import DeviceCall, peak_bandwidth, time_events
-from factorbench.registry import Paradigm
 
 
 def _simulator() -> bool:

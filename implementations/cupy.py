@@ -19,8 +19,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from factorbench import Paradigm
 from factorbench.parallel.gpu import DeviceCall, peak_bandwidth, time_events, version_text
-from factorbench.registry import Paradigm
 
 THREADS = 256
 ITEMS = 11

@@ -17,8 +17,9 @@ import shutil
 
 import numpy as np
 
+from factorbench import Paradigm
 from factorbench.parallel import schedulers
-from factorbench.registry import Paradigm, missing_modules
+from factorbench.registry import missing_modules
 
 PARADIGM = Paradigm("dask", "chunked task graphs on Dask's threaded scheduler, a LocalCluster or a cluster "
                     "by address", rank=70, requires=["dask"])

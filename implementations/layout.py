@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from factorbench.registry import Paradigm
+from factorbench import Paradigm
 
 PARADIGM = Paradigm("layout", "traversal matched to the memory order (C vs Fortran)", rank=20)
 

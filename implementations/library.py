@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from factorbench.registry import Paradigm
+from factorbench import Paradigm
 
 PARADIGM = Paradigm("library", "an existing library's function (bottleneck, pandas)", rank=90)
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from factorbench.registry import Paradigm
+from factorbench import Paradigm
 
 PARADIGM = Paradigm("loop", "pure Python loops over the elements (the seed's ma_loop)", rank=0)
 

@@ -28,9 +28,9 @@ from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
 
+from factorbench import Paradigm
 from factorbench.impls.vectorized import gram_colsum, row_sums, sma_cumsum, trig
 from factorbench.parallel import pools
-from factorbench.registry import Paradigm
 
 SEGMENT_PREFIX = "psm_fb"
 """Segment names are psm_fb<creator pid>_<random>, so a leaked one names its process."""

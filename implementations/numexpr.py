@@ -1,6 +1,6 @@
 """numexpr: expressions compiled to a blocked, multi-threaded virtual machine."""
 
-from factorbench.registry import Paradigm
+from factorbench import Paradigm
 
 PARADIGM = Paradigm("numexpr", "numexpr.evaluate: blocked, multi-threaded, no temporaries",
                     rank=30, requires=["numexpr"])

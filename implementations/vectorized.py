@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from factorbench.registry import Paradigm
+from factorbench import Paradigm
 
 PARADIGM = Paradigm("vectorized", "whole-array NumPy operations, no Python loop over elements", rank=10)
 
