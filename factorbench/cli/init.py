@@ -242,5 +242,6 @@ def command(args) -> int:
                   "  asv machine --yes && asv run          # every benchmark at HEAD\n"
                   "  asv continuous main HEAD              # compare two commits\n"
                   "  factorbench gate main HEAD --mode callgrind   # instruction counts (CI's blocking gate)\n"
-                  "  factorbench gate main HEAD --mode wall        # timed, confirmed twice", highlight=False, soft_wrap=True)
+                  "  factorbench gate main HEAD --mode wall        # timed, confirmed twice",
+                  highlight=False, soft_wrap=True)
     return 0
