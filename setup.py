@@ -1,5 +1,8 @@
 """Builds the Cython kernels; everything else about the package is in pyproject.toml."""
 
+import platform
+import sys
+
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -15,4 +18,19 @@ kernels = Extension(
     optional=True,
 )
 
-setup(ext_modules=cythonize([kernels], compiler_directives={"language_level": 3}))
+extensions = [kernels]
+if sys.platform == "linux" and platform.machine() == "x86_64":
+    # trig with glibc's vectorised sin/cos (libmvec): its own module, so that a libc
+    # without libmvec costs only the cython-libmvec implementation.
+    extensions.append(Extension(
+        "factorbench.impls._support.cython_libmvec",
+        ["implementations/_support/cython_libmvec.pyx"],
+        include_dirs=["implementations/_support"],
+        depends=["implementations/_support/libmvec_trig.h"],
+        libraries=["mvec", "m"],
+        extra_compile_args=["-O3", *OPENMP],
+        extra_link_args=OPENMP,
+        optional=True,
+    ))
+
+setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": 3}))

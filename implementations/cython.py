@@ -101,6 +101,44 @@ def trig(a, b):
     return out
 
 
+def _libmvec_reason() -> str | None:
+    try:
+        from factorbench.impls._support import cython_libmvec
+    except ImportError as exc:
+        return (f"libmvec extension not built: {exc} (it needs glibc's libmvec on x86-64 Linux "
+                "and a C compiler: pip install -e .)")
+    if not cython_libmvec.supported():
+        return "this CPU lacks AVX2/FMA, which libmvec's 4-wide sin and cos need"
+    return None
+
+
+def _libmvec_trig(a, b, out, threads):
+    from factorbench.impls._support import cython_libmvec
+
+    return cython_libmvec.trig_prange(a, b, out, threads)
+
+
+def _libmvec_metrics():
+    import platform
+
+    version = "".join(platform.libc_ver()[1:])
+    return {**_openmp_metrics(), "vector_math": f"glibc libmvec {version}: _ZGVdN4v_sin/_ZGVdN4v_cos (AVX2)"}
+
+
+@PARADIGM.implements("trig", name="cython-libmvec", metrics=_libmvec_metrics, settings=THREADS,
+                     probe=_libmvec_reason)
+def trig_libmvec(a, b, *, threads=arrays.DEFAULT_THREADS):
+    """glibc's vectorised sin and cos (libmvec AVX2, 4 elements per call) over OpenMP threads.
+
+    Numba's SVML route is closed: Numba 0.62+ ships an LLVM without the SVML patch
+    (`numba -s`: "llvmlite Using SVML Patched LLVM: False"), so its loops call scalar libm.
+    """
+    a, b, out, flat_out = arrays.elementwise(a, b)
+    _openmp["threads_asked"] = threads
+    _openmp["team_size"] = _libmvec_trig(a, b, flat_out, threads)
+    return out
+
+
 @PARADIGM.implements("trig", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
 def trig_prange(a, b, *, threads=arrays.DEFAULT_THREADS):
     """The same loop as an OpenMP prange."""

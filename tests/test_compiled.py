@@ -206,3 +206,64 @@ def test_compiled_kernels_refuse_a_window_they_would_read_past():
     impl = available("sma", "cython")
     with pytest.raises(ValueError, match="window must be between 1 and len"):
         impl(np.ones(5), 6)
+
+
+# ---------------------------------------------------------------- interleaved EMA segments, infinities
+
+LANE_SIZES = (4 * 1024 - 1, 4 * 1024, 4 * 1024 + 3, 8 * 1024 + 1, 12 * 1024 + 7)
+"""Around the size where one chunk starts to be scanned as four interleaved segments."""
+
+
+@pytest.mark.parametrize("name", ["numba-parallel", "cython-prange"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ema_lanes_match_the_recurrence_at_segment_boundaries(walk, name, threads):
+    impl = available("ema", name)
+    reference = fb.kernel("ema").reference
+    for n in LANE_SIZES:
+        for alpha in (0.1, 1e-3, 0.9):
+            assert relative_error(impl(walk[:n], alpha, threads=threads), reference(walk[:n], alpha)) < 1e-12
+        with_nan = walk[:n].copy()
+        with_nan[n // 4] = np.nan  # on the first segment boundary of one thread's chunk
+        actual = impl(with_nan, 0.1, threads=threads)
+        assert np.isnan(actual[n // 4:]).all() and not np.isnan(actual[:n // 4]).any()
+
+
+@pytest.mark.parametrize("name", ["numba-parallel", "cython-prange"])
+def test_an_infinity_in_the_ema_stays_infinite_in_every_later_output(walk, name):
+    impl = available("ema", name)
+    x = walk[:50_000].copy()
+    x[1000] = np.inf
+    actual = impl(x, 0.1, threads=2)
+    expected = fb.kernel("ema").reference(x, 0.1)
+    assert np.isposinf(expected[1000:]).all()
+    assert relative_error(actual, expected) < 1e-12  # NaN and infinities must match exactly
+
+
+# ---------------------------------------------------------------- trig with glibc's libmvec
+
+def test_libmvec_trig_matches_libm_on_special_values_and_odd_sizes():
+    impl = available("trig", "cython-libmvec")
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, 1e-300, np.pi / 2, 1e6, 1e22, 1e300, -7.5])
+    rng = np.random.default_rng(3)
+    for n in (1, 3, 5, 12, 1001):
+        a = np.resize(special, n) * rng.choice([1.0, -1.0], n)
+        b = rng.permutation(np.resize(special, n))
+        for threads in (1, 2, 3):
+            actual = impl(a.reshape(1, n), b.reshape(1, n), threads=threads)
+            with np.errstate(invalid="ignore"):  # sin and cos of infinities are NaN
+                expected = fb.kernel("trig").reference(a, b).reshape(1, n)
+            assert np.array_equal(np.isnan(actual), np.isnan(expected))
+            finite = ~np.isnan(expected)
+            np.testing.assert_allclose(actual[finite], expected[finite], rtol=1e-12, atol=1e-13)
+
+
+def test_libmvec_trig_keeps_the_fortran_layout_and_states_its_library(walk):
+    impl = available("trig", "cython-libmvec")
+    a = np.asfortranarray(walk[:60_000].reshape(300, 200))
+    b = np.asfortranarray(walk[40_000:100_000].reshape(300, 200))
+    actual = impl(a, b, threads=2)
+    assert actual.flags.f_contiguous
+    np.testing.assert_allclose(actual, fb.kernel("trig").reference(a, b), rtol=1e-12, atol=1e-13)
+    metrics = impl.metrics()
+    assert metrics["openmp_team_size"] == 2 and "libmvec" in metrics["vector_math"]
+

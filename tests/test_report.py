@@ -6,6 +6,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from factorbench import profiling
 from factorbench.cli import main
+from factorbench.measure import floors as fb_floors
 from factorbench.measure.runner import RunOptions, run
 from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
 from factorbench.report import html as report
@@ -110,7 +112,7 @@ def test_report_names_every_implementation_with_speedups_from_the_json(measured,
     _, doc = measured
     html = rendered
     rows = rows_of(html)
-    bandwidth = doc["machine"]["bandwidth"]["copy_GBps"] * 1e9
+    floors = doc["machine"]["bandwidth"]
     cases = analysis.cases(doc)
     assert len(cases) == 2
     for case in cases:
@@ -125,8 +127,11 @@ def test_report_names_every_implementation_with_speedups_from_the_json(measured,
             assert cells["paradigm"] == row.result["paradigm"]
             assert ratio(cells["vs loop"]) == pytest.approx(loop / per_element[label], rel=0.01)
             assert ratio(cells["vs best library"]) == pytest.approx(library / per_element[label], rel=0.01)
-            floor = row.result["bytes_moved"] / bandwidth / row.result["median"]
-            assert float(cells["% of floor"].rstrip("%")) == pytest.approx(100 * floor, rel=0.06, abs=0.01)
+            floor = fb_floors.floor_for(row.result, floors)
+            assert floor["kind"] == "fresh output"  # sma returns a new array
+            percent, kind = cells["% of floor"].split("%", 1)
+            assert float(percent) == pytest.approx(100 * floor["seconds"] / row.result["median"], rel=0.06, abs=0.01)
+            assert kind == fb_floors.describe_floor(floor)
             assert ("best" in cls) == (label == fastest)
     for result in doc["results"]:
         assert analysis.label(result) in html
@@ -188,6 +193,26 @@ def test_bandwidth_is_measured_in_the_run(measured):
     bandwidth = measured[1]["machine"]["bandwidth"]
     assert bandwidth["copy_GBps"] > 0.1 and bandwidth["read_GBps"] > 0.1
     assert bandwidth["bytes"] >= 32 * 2**20
+    # both floors, on one thread and on all the CPUs the run may use
+    assert [floor["threads"] for floor in bandwidth["floors"]] == sorted({1, len(os.sched_getaffinity(0))})
+    for floor in bandwidth["floors"]:
+        assert 0 < floor["stream_s"] and 0 < floor["fresh_s"]
+        assert floor["stream_GBps"] == pytest.approx(2 * bandwidth["bytes"] / floor["stream_s"] / 1e9)
+
+
+def test_the_floor_of_a_row_follows_its_kernel_and_thread_count():
+    floors = {"floors": [{"threads": 1, "stream_GBps": 20.0, "fresh_GBps": 10.0},
+                         {"threads": 2, "stream_GBps": 30.0, "fresh_GBps": 20.0}]}
+    ema = {"bytes_moved": 16e9, "output_bytes": 8e9, "settings": {}}
+    assert fb_floors.floor_for(ema, floors) == {"kind": "fresh output", "threads": 1, "seconds": 1.6}
+    on_two = fb_floors.floor_for({**ema, "settings": {"threads": 2}}, floors)
+    assert on_two == {"kind": "fresh output", "threads": 2, "seconds": 0.8}
+    assert fb_floors.floor_for({**ema, "settings": {"processes": 4}}, floors)["threads"] == 2
+    trig = {"bytes_moved": 24e9, "output_bytes": 8e9, "settings": {}}  # a second input read at streaming speed
+    assert fb_floors.floor_for(trig, floors)["seconds"] == pytest.approx(8e9 / 20e9 + 16e9 / 10e9)
+    no_output = {"bytes_moved": 16e9, "settings": {}}
+    assert fb_floors.floor_for(no_output, floors) == {"kind": "streaming", "threads": 1, "seconds": 0.8}
+    assert fb_floors.floor_for(ema, {}) is None
 
 
 def test_comparison_marks_significant_changes(measured, tmp_path):

@@ -7,20 +7,38 @@ from rich.table import Table
 
 from factorbench.cli.console import console
 from factorbench.kernels import kernel as get_kernel
+from factorbench.measure import floors
 from factorbench.results import analysis
 from factorbench.results import format as fmt
+
+
+def fmt_floor(result: dict, measured: dict) -> str:
+    """'87% fresh 2T': the applicable floor's time / the median, and which floor it is."""
+    floor = floors.floor_for(result, measured)
+    if floor is None or not result.get("median"):
+        return ""
+    kind = "fresh" if floor["kind"] == "fresh output" else "stream"
+    return f"{floor['seconds'] / result['median']:.0%} {kind} {floor['threads']}T"
+
+
+def print_floors(measured: dict) -> None:
+    for floor in measured.get("floors") or []:
+        console.print(f"floors on {floor['threads']} thread(s), {fmt.size(measured['bytes'])} array: "
+                      f"streaming copy {fmt.time(floor['stream_s'])} ({floor['stream_GBps']:.1f} GB/s), "
+                      f"fresh output {fmt.time(floor['fresh_s'])} ({floor['fresh_GBps']:.1f} GB/s)")
 
 
 def print_tables(doc: dict) -> None:
     if not doc["results"]:
         return
+    measured = doc["machine"].get("bandwidth") or {}
     for case in analysis.cases(doc):
         spec = get_kernel(case.kernel)
         table = Table(title=escape(case.title), caption=escape(spec.signature), title_justify="left")
         extra_columns = {name: cell for name, cell in fmt.PROCESS_COLUMNS.items()
                          if any(cell(row) for row in case.ranked)}
         for column in ("implementation", "paradigm", "median", "IQR", "elements/s", "vs loop",
-                       "vs best library", "first call", *extra_columns, "note"):
+                       "vs best library", "% of floor", "first call", *extra_columns, "note"):
             table.add_column(column, justify="left" if column in ("implementation", "paradigm", "note")
                              else "right")
         for row in case.ranked:
@@ -28,16 +46,20 @@ def print_tables(doc: dict) -> None:
             table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt.time(result["median"]),
                           fmt.time(result["iqr"]), f"{analysis.elements_per_s(row):.3g}",
                           fmt.ratio(row.speedup["loop"]), fmt.ratio(row.speedup["library"]),
-                          fmt.time(result.get("cold_call_s")), *(cell(row) for cell in extra_columns.values()),
+                          fmt_floor(result, measured), fmt.time(result.get("cold_call_s")),
+                          *(cell(row) for cell in extra_columns.values()),
                           escape(result.get("reason") or ""), style="bold green" if row.best else None)
         for result in case.unranked:
             table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), result["status"].upper(),
-                          "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
+                          "", "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
                           style="dim" if result["status"] == "skipped" else "red")
         console.print(table)
     if doc["results"]:
             console.print("Speed-ups compare time per element, so a row measured at a smaller size "
-                      "(see note) is compared fairly; every implementation allocates its own output.")
+                      "(see note) is compared fairly; every implementation allocates its own output. "
+                      "% of floor: the applicable floor's time / median (fresh: output allocated and "
+                      "filled, stream: copy into an existing array; on nT threads).")
+            print_floors(measured)
 
 
 def print_gpu(doc: dict) -> None:

@@ -46,6 +46,9 @@ class Kernel:
     """Raises ValueError naming the bad parameter and what is allowed."""
     rtol: float
     atol: float = 0.0
+    output_bytes: Callable[[Params], int] | None = None
+    """Bytes of the new array one call returns (None: it returns none); the case is then
+    held against the fresh-output floor, which includes allocating that output."""
     variants: Mapping[str, tuple] = field(default_factory=dict)
     """Parameters every run sweeps (e.g. memory order), so each paradigm meets each value."""
     trial: Mapping[str, Any] = field(default_factory=dict)

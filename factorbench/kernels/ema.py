@@ -55,6 +55,7 @@ KERNEL = Kernel(
     check_inputs=check_inputs,
     elements=lambda p: p["n"],
     bytes_moved=lambda p: 16 * p["n"],
+    output_bytes=lambda p: 8 * p["n"],
     validate=validate,
     rtol=1e-12,
     trial={"n": 4000},

@@ -41,6 +41,7 @@ KERNEL = Kernel(
     check_inputs=check_inputs,
     elements=lambda p: p["rows"] * p["cols"],
     bytes_moved=lambda p: 8 * p["rows"] * p["cols"] + 8 * p["cols"],
+    output_bytes=lambda p: 8 * p["cols"],
     validate=validate,
     rtol=1e-10,
     trial={"rows": 6},

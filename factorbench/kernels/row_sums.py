@@ -50,6 +50,7 @@ KERNEL = Kernel(
     check_inputs=check_inputs,
     elements=lambda p: p["n"] ** 2,
     bytes_moved=lambda p: 8 * p["n"] ** 2 + 8 * p["n"],
+    output_bytes=lambda p: 8 * p["n"],
     validate=validate,
     rtol=1e-11,
     variants={"order": ORDERS},

@@ -53,6 +53,7 @@ KERNEL = Kernel(
     check_inputs=check_inputs,
     elements=lambda p: p["n"],
     bytes_moved=lambda p: 8 * p["n"] + 8 * (p["n"] - p["window"] + 1),
+    output_bytes=lambda p: 8 * (p["n"] - p["window"] + 1),
     validate=validate,
     rtol=1e-9,
     trial={"n": 4000},

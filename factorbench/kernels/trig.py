@@ -41,6 +41,7 @@ KERNEL = Kernel(
     check_inputs=check_inputs,
     elements=lambda p: p["n"] ** 2,
     bytes_moved=lambda p: 24 * p["n"] ** 2,
+    output_bytes=lambda p: 8 * p["n"] ** 2,
     validate=validate,
     rtol=1e-12,
     atol=1e-13,

@@ -1,13 +1,24 @@
-"""STREAM-like memory bandwidth test, run with each benchmark so the report can say how
-close every implementation comes to the memory-bandwidth floor on the same machine.
+"""Memory floors measured with each benchmark run, so the tables can say how close every
+implementation comes to what the machine can do, measured on the same machine, same run.
 
-One NumPy thread, like most of the implementations: `copy` is np.copyto (counts the bytes
-read plus the bytes written, as STREAM does), `read` is np.sum over the same array.
+Two floors, each on one thread and on all the run's threads:
+
+* streaming: ``np.copyto`` into an array that already exists (STREAM's copy; bytes read
+  plus bytes written);
+* fresh output: allocate a new array and fill it from the input, as every implementation
+  does with its result. A fresh array costs its page faults (the kernel zeroes each page on
+  first touch) on top of the copy, about twice the streaming time for large arrays.
+
+A case is held against the fresh-output floor when its kernel returns a new array
+(``Kernel.output_bytes``), else against the streaming one; rows with a ``threads`` or
+``processes`` setting against the floor of that many threads.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +44,93 @@ def array_bytes(quick: bool) -> int:
     return max(wanted, CACHE_MULTIPLE * cache) if cache else wanted
 
 
-def measure(nbytes: int, repeat: int = 5) -> dict:
-    """Best-of-``repeat`` copy and read bandwidth in GB/s over arrays of ``nbytes`` each."""
-    count = nbytes // 8
-    # Filled, not np.empty: first-touch page faults must not land in the timings.
-    source = np.full(count, 1.0)
-    target = np.full(count, 0.0)
-    copy_s = read_s = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
+def _split_copy(pool: ThreadPoolExecutor | None, target: np.ndarray, source: np.ndarray, threads: int) -> None:
+    """np.copyto in ``threads`` contiguous parts at once (NumPy releases the GIL while copying)."""
+    if pool is None:
         np.copyto(target, source)
-        copy_s = min(copy_s, time.perf_counter() - start)
+        return
+    edges = np.linspace(0, len(source), threads + 1).astype(int)
+    list(pool.map(lambda k: np.copyto(target[edges[k]:edges[k + 1]], source[edges[k]:edges[k + 1]]),
+                  range(threads)))
+
+
+def measure_floors(source: np.ndarray, threads: int, repeat: int) -> dict:
+    """Best-of-``repeat`` streaming and fresh-output copy times of ``source`` on ``threads``."""
+    target = np.full_like(source, 0.0)  # filled: first-touch page faults stay out of streaming
+    stream_s = fresh_s = float("inf")
+    with ThreadPoolExecutor(threads) if threads > 1 else _no_pool() as pool:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            _split_copy(pool, target, source, threads)
+            stream_s = min(stream_s, time.perf_counter() - start)
+            start = time.perf_counter()
+            fresh = np.empty_like(source)
+            _split_copy(pool, fresh, source, threads)
+            fresh_s = min(fresh_s, time.perf_counter() - start)
+            del fresh  # freed before the next round, so every round allocates anew
+    moved = 2 * source.nbytes
+    return {"threads": threads, "stream_s": stream_s, "fresh_s": fresh_s,
+            "stream_GBps": moved / stream_s / 1e9, "fresh_GBps": moved / fresh_s / 1e9}
+
+
+class _no_pool:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc_info):
+        return None
+
+
+def measure(nbytes: int, repeat: int = 5, thread_counts: tuple[int, ...] | None = None) -> dict:
+    """Copy and read bandwidth in GB/s (one thread) over arrays of ``nbytes`` each, and the
+    streaming and fresh-output floors on each of ``thread_counts`` (default: 1 and all CPUs)."""
+    count = nbytes // 8
+    source = np.full(count, 1.0)
+    read_s = float("inf")
+    for _ in range(repeat):
         start = time.perf_counter()
         source.sum()
         read_s = min(read_s, time.perf_counter() - start)
-    return {"copy_GBps": 2 * count * 8 / copy_s / 1e9, "read_GBps": count * 8 / read_s / 1e9,
-            "bytes": count * 8, "method": "numpy copyto / sum, one thread, best of "
-                                          f"{repeat}; copy counts bytes read + written"}
+    if thread_counts is None:
+        thread_counts = tuple(sorted({1, len(os.sched_getaffinity(0))}))
+    floors = [measure_floors(source, threads, repeat) for threads in thread_counts]
+    one = floors[0]
+    return {"copy_GBps": one["stream_GBps"], "read_GBps": count * 8 / read_s / 1e9, "bytes": count * 8,
+            "floors": floors,
+            "method": f"best of {repeat}: streaming = np.copyto into an existing array, fresh output = "
+                      "np.empty + np.copyto (allocation and first touch included), split over threads; "
+                      "copy rates count bytes read + written; read = np.sum on one thread"}
+
+
+def floor_for(result: dict, bandwidth: dict | None) -> dict | None:
+    """The floor that applies to one result row: {"kind", "threads", "seconds"}, or None
+    when the run measured no floors or the row has no byte count.
+
+    Inputs beyond the output's size are charged at the streaming copy rate (bytes read
+    count like bytes copied); the output's size is charged at the fresh-output rate when
+    the kernel returns a new array.
+    """
+    floors = (bandwidth or {}).get("floors") or []
+    moved = result.get("bytes_moved")
+    if not floors or not isinstance(moved, (int, float)) or moved <= 0:
+        return None
+    settings = result.get("settings") or {}
+    wanted = settings.get("threads") or settings.get("processes") or 1
+    if isinstance(wanted, bool) or not isinstance(wanted, int):
+        wanted = 1  # a setting that is no count (results from elsewhere): the one-thread floor
+    usable = [f for f in floors if f["threads"] <= wanted] or floors[:1]
+    floor = max(usable, key=lambda f: f["threads"])
+    output = result.get("output_bytes")
+    if isinstance(output, (int, float)) and 0 < 2 * output <= moved:
+        seconds = (moved - 2 * output) / (floor["stream_GBps"] * 1e9) + 2 * output / (floor["fresh_GBps"] * 1e9)
+        kind = "fresh output"
+    else:
+        seconds, kind = moved / (floor["stream_GBps"] * 1e9), "streaming"
+    return {"kind": kind, "threads": floor["threads"], "seconds": seconds}
+
+
+def describe_floor(floor: dict | None) -> str:
+    """'fresh output, 2 threads' for a table cell's note."""
+    if floor is None:
+        return ""
+    return f"{floor['kind']}, {floor['threads']} thread{'s' if floor['threads'] != 1 else ''}"

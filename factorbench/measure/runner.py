@@ -7,6 +7,7 @@ import datetime
 import functools
 import itertools
 import json
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -170,6 +171,7 @@ def measure_one(spec: Kernel, impl: Implementation, settings: dict, params: dict
     record.times, record.median, record.iqr = timing.times, timing.median, timing.iqr
     record.calls_per_sample, record.warmup_s = timing.calls_per_sample, timing.warmup_s
     record.elements, record.bytes_moved = spec.elements(record.params), spec.bytes_moved(record.params)
+    record.output_bytes = spec.output_bytes(record.params) if spec.output_bytes else None
     if impl.metrics is not None:
         record.extra.update(impl.metrics())
     return record
@@ -197,8 +199,10 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     chosen_workloads = selected_workloads(options)
     total = len(todo) + len(chosen_workloads)
     if todo:
-        # Measured in the same run, so "% of the bandwidth floor" compares like with like.
-        meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick))
+        # Measured in the same run, so "% of floor" compares like with like: one thread and
+        # the run's most threads (or all CPUs), streaming and fresh-output.
+        counts = sorted({1, max(options.threads) if options.threads else len(os.sched_getaffinity(0))})
+        meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick), thread_counts=tuple(counts))
 
     def save():
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections)

@@ -19,6 +19,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from factorbench.measure import floors
 from factorbench.report import plots
 from factorbench.results import analysis, schema
 from factorbench.results import format as fmt
@@ -46,18 +47,25 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def copy_bandwidth(doc: dict) -> float | None:
-    """Bytes per second of the run's STREAM-like copy test, if it was measured."""
-    measured = doc["machine"].get("bandwidth") or {}
-    value = measured.get("copy_GBps")
-    return value * 1e9 if fmt.is_number(value) and value > 0 else None
+def run_floors(doc: dict) -> dict:
+    """The run's measured floors (factorbench.measure.floors.measure's figures); {} if none."""
+    return doc["machine"].get("bandwidth") or {}
 
 
-def floor_fraction(result: dict, bandwidth: float | None) -> float | None:
-    """Bandwidth floor (bytes the kernel must move at the measured copy rate) / median time."""
-    if bandwidth is None or not fmt.is_number(result.get("bytes_moved")) or not fmt.is_number(result.get("median")):
-        return None
-    return result["bytes_moved"] / bandwidth / result["median"] if result["median"] > 0 else None
+def floor_fraction(result: dict, measured: dict) -> tuple[float | None, str]:
+    """(floor time / median, which floor applies) for one row; (None, "") without figures.
+
+    Runs from before the fresh-output floor existed have only the one-thread copy rate:
+    their rows are held against the streaming floor, as they were then."""
+    if not fmt.is_number(result.get("median")) or result["median"] <= 0:
+        return None, ""
+    if (not measured.get("floors") and fmt.is_number(measured.get("copy_GBps"))
+            and fmt.is_number(result.get("bytes_moved"))):
+        return result["bytes_moved"] / (measured["copy_GBps"] * 1e9) / result["median"], "streaming, 1 thread"
+    floor = floors.floor_for(result, measured)
+    if floor is None:
+        return None, ""
+    return floor["seconds"] / result["median"], floors.describe_floor(floor)
 
 
 def verdict(fraction: float | None) -> str:
@@ -128,9 +136,9 @@ def _artifacts(mapping, owner: str) -> list[dict]:
     return [embed(str(name), str(path), owner) for name, path in mapping.items() if isinstance(path, str)]
 
 
-def _row_view(row: analysis.Row, rank: int, bandwidth, summaries) -> dict:
+def _row_view(row: analysis.Row, rank: int, measured: dict, summaries) -> dict:
     result = row.result
-    fraction = floor_fraction(result, bandwidth)
+    fraction, floor_kind = floor_fraction(result, measured)
     return {
         "rank": rank, "best": row.best, "label": analysis.label(result), "paradigm": result["paradigm"],
         "median": fmt.time(result["median"]), "spread": fmt.time(result.get("iqr")),
@@ -138,7 +146,8 @@ def _row_view(row: analysis.Row, rank: int, bandwidth, summaries) -> dict:
         "elements_per_s": f"{analysis.elements_per_s(row):.3g}",
         "vs_loop": fmt.ratio(row.speedup.get("loop")), "vs_vectorized": fmt.ratio(row.speedup.get("vectorized")),
         "vs_library": fmt.ratio(row.speedup.get("library")),
-        "floor": fmt.pct(fraction), "floor_fraction": fraction, "over_floor": bool(fraction and fraction > 1.05),
+        "floor": fmt.pct(fraction), "floor_kind": floor_kind, "floor_fraction": fraction,
+        "over_floor": bool(fraction and fraction > 1.05),
         "cold": fmt.time(result.get("cold_call_s")), "note": result.get("reason") or "",
         "summary": summaries.get((result["kernel"], result["implementation"]), ""),
     }
@@ -171,9 +180,9 @@ def _parallel_plots(case: analysis.Case) -> list[dict]:
     return plots_out
 
 
-def _case_view(case: analysis.Case, bandwidth, colours, summaries) -> dict:
+def _case_view(case: analysis.Case, measured: dict, colours, summaries) -> dict:
     signature, _ = _kernel_info(case.kernel)
-    rows = [_row_view(row, rank, bandwidth, summaries) for rank, row in enumerate(case.ranked, start=1)]
+    rows = [_row_view(row, rank, measured, summaries) for rank, row in enumerate(case.ranked, start=1)]
     # The CLI's process-scaling columns, shown where some row has them (process pools).
     process_columns = {name: cell for name, cell in PROCESS_COLUMNS.items() if any(cell(row) for row in case.ranked)}
     for view, row in zip(rows, case.ranked):
@@ -186,9 +195,9 @@ def _case_view(case: analysis.Case, bandwidth, colours, summaries) -> dict:
     peaks = [(analysis.label(r.result), r.result["extra"][MEMORY_PEAK_KEY]) for r in case.ranked
              if fmt.is_number((r.result.get("extra") or {}).get(MEMORY_PEAK_KEY))]
     floor_per_element = None
-    if bandwidth and case.ranked and fmt.is_number(case.ranked[0].result.get("bytes_moved")):
-        best = case.ranked[0].result
-        floor_per_element = best["bytes_moved"] / bandwidth / best["elements"]
+    if case.ranked and rows[0]["floor_fraction"] and fmt.is_number(case.ranked[0].result.get("elements")):
+        best = case.ranked[0].result  # the floor that applies to the best row, per element
+        floor_per_element = rows[0]["floor_fraction"] * best["median"] / best["elements"]
     every = [row.result for row in case.ranked] + case.unranked
     return {
         "id": _slug(case.title), "title": case.title, "signature": signature, "rows": rows,
@@ -298,6 +307,11 @@ def _machine_view(doc: dict) -> dict:
         ("memory bandwidth", f"copy {bandwidth['copy_GBps']:.1f} GB/s, read {bandwidth['read_GBps']:.1f} GB/s "
                              f"over {fmt.size(bandwidth.get('bytes'))} arrays ({bandwidth.get('method', '')})"
          if fmt.is_number(bandwidth.get("copy_GBps")) and fmt.is_number(bandwidth.get("read_GBps")) else "not measured"),
+        ("floors", "; ".join(f"{f['threads']} thread{'s' if f['threads'] != 1 else ''}: streaming "
+                             f"{fmt.time(f['stream_s'])} ({f['stream_GBps']:.1f} GB/s), fresh output "
+                             f"{fmt.time(f['fresh_s'])} ({f['fresh_GBps']:.1f} GB/s)"
+                             for f in bandwidth.get("floors") or []) + f" per {fmt.size(bandwidth.get('bytes'))}"
+         if bandwidth.get("floors") else "not measured"),
         ("git commit", m.get("git_commit") or "unknown"),
         ("profiling", f"{profiling['profiled']} implementations in {profiling['seconds']:.0f} s, files in "
                       f"{profiling['dir']}" if fmt.is_number(profiling.get("seconds")) else "not profiled"),
@@ -327,11 +341,11 @@ def _summary_rows(case_views: list[dict], cases: list[analysis.Case]) -> list[di
 
 def render(doc: dict, source: str = "") -> str:
     """The HTML report of one (validated) results document."""
-    bandwidth = copy_bandwidth(doc)
+    measured = run_floors(doc)
     colours = plots.paradigm_colours([r["paradigm"] for r in doc["results"]])
     summaries = _summaries()
     cases = analysis.cases(doc)
-    case_views = [_case_view(case, bandwidth, colours, summaries) for case in cases]
+    case_views = [_case_view(case, measured, colours, summaries) for case in cases]
     statuses = defaultdict(int)
     for result in doc["results"]:
         statuses[result["status"]] += 1

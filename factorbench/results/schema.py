@@ -55,6 +55,8 @@ class Measurement(msgspec.Struct, kw_only=True):
     """First call ever (in the check): includes JIT compilation or device start-up."""
     elements: int | None = None
     bytes_moved: int | None = None
+    output_bytes: int | None = None
+    """Size of the new array one call returns; its case is held against the fresh-output floor."""
     max_error: float | Literal["inf"] | None = None
     """Largest relative error against the reference; "inf" when shapes or NaN patterns differ."""
     requested_params: dict[str, Any] | None = None

@@ -19,6 +19,11 @@ sum, which bounds float64 drift, and costs `window` additions, so segments are l
 POWER_REFRESH = 64
 """The EMA fix-up multiplies powers of (1 - alpha) step by step and recomputes them
 exactly this often, so their rounding cannot grow with the chunk length."""
+EMA_LANES = 4
+"""Segments one thread's EMA scan runs interleaved (see _ema_local): four dependent
+multiply-add chains in flight cover the FPU latency, so the scan runs near memory speed."""
+EMA_LANE_MIN = 1024
+"""Shorter segments are not worth their carry fix-ups (each up to ~7000 steps)."""
 
 
 @njit(cache=True)
@@ -146,15 +151,88 @@ def ema(x, out, alpha):
         out[i] = previous
 
 
+@njit(cache=True)
+def _decayed(carry, keep, steps):
+    """carry * keep**steps, as the recurrence carries it: a non-finite carry never decays
+    (inf * keep**k stays inf for keep > 0), where the power alone would underflow to 0."""
+    if math.isfinite(carry) or keep == 0.0:
+        return carry * keep ** steps
+    return carry
+
+
+@njit(cache=True)
+def _add_carry(out, start, stop, keep, carry):
+    """out[start + j] += carry * keep**(j + 1) for start + j < stop, until the term
+    underflows to zero (after ~7000 steps for alpha = 0.1), so this rarely reads the
+    whole span. A non-finite carry never underflows and reaches every later output."""
+    view = out[start:stop]
+    if not math.isfinite(carry):
+        for j in range(len(view)):
+            view[j] += _decayed(carry, keep, j + 1)
+        return
+    power = 1.0
+    for j in range(len(view)):
+        power = keep ** (j + 1) if j % POWER_REFRESH == 0 else power * keep
+        term = carry * power
+        if term == 0.0:
+            break
+        view[j] += term
+
+
+@njit(cache=True)
+def _ema_local(x, out, start, stop, alpha, first):
+    """out[start:stop] = the EMA of x[start:stop] from a zero start (from x[start] when
+    ``first``), with EMA_LANES segments scanned interleaved.
+
+    The recurrence is one dependent multiply-add per element, so one chain runs at the
+    FPU's latency, well below memory speed. Interleaving EMA_LANES independent segments
+    overlaps their latencies; then each segment after the first gets the true value
+    before it, in order, as the threaded scan does across chunks.
+    """
+    keep = 1.0 - alpha
+    segment = (stop - start) // EMA_LANES
+    if segment < EMA_LANE_MIN:
+        previous, begin = 0.0, start
+        if first:
+            previous, begin = x[start], start + 1
+            out[start] = previous
+        for i in range(begin, stop):
+            previous = alpha * x[i] + keep * previous
+            out[i] = previous
+        return
+    a0, a1, a2, a3 = start, start + segment, start + 2 * segment, start + 3 * segment
+    x0, x1, x2, x3 = x[a0:], x[a1:], x[a2:], x[a3:]
+    o0, o1, o2, o3 = out[a0:], out[a1:], out[a2:], out[a3:]
+    p0 = x0[0] if first else alpha * x0[0]
+    p1, p2, p3 = alpha * x1[0], alpha * x2[0], alpha * x3[0]
+    o0[0], o1[0], o2[0], o3[0] = p0, p1, p2, p3
+    for j in range(1, segment):
+        p0 = alpha * x0[j] + keep * p0
+        p1 = alpha * x1[j] + keep * p1
+        p2 = alpha * x2[j] + keep * p2
+        p3 = alpha * x3[j] + keep * p3
+        o0[j] = p0
+        o1[j] = p1
+        o2[j] = p2
+        o3[j] = p3
+    for i in range(a3 + segment, stop):  # the last segment takes the remainder
+        p3 = alpha * x[i] + keep * p3
+        out[i] = p3
+    for lane_start, lane_stop in ((a1, a2), (a2, a3), (a3, stop)):
+        carry = out[lane_start - 1]  # final: the segment before was fixed first
+        out[lane_stop - 1] += _decayed(carry, keep, lane_stop - lane_start)
+        _add_carry(out, lane_start, lane_stop - 1, keep, carry)
+
+
 @njit(parallel=True, cache=True)
 def ema_parallel(x, out, alpha, chunks):
     """Chunked scan: y[s+j] = local[s+j] + carry * (1-alpha)**(j+1) for a chunk starting
     at s, where local is the chunk's EMA from a zero start and carry = y[s-1].
 
-    1. every chunk computes `local` in parallel (chunk 0 from out[0] = x[0], so it is final);
+    1. every chunk computes `local` in parallel (chunk 0 from out[0] = x[0], so it is
+       final), itself as interleaved segments (see _ema_local);
     2. the carries run through the chunks in order, one power each;
-    3. every chunk adds carry * (1-alpha)**(j+1) in parallel, until that term underflows
-       to zero (after ~7000 steps for alpha = 0.1), so step 3 rarely reads a whole chunk.
+    3. every chunk adds carry * (1-alpha)**(j+1) in parallel, until that term underflows.
     A NaN carry never underflows, so a NaN reaches every later output, as in the serial form.
     """
     n = len(x)
@@ -163,17 +241,8 @@ def ema_parallel(x, out, alpha, chunks):
     for k in prange(chunks):
         start = k * size
         stop = min(start + size, n)
-        if start >= stop:
-            continue
-        if k == 0:
-            previous = x[0]
-            out[0] = previous
-            start = 1
-        else:
-            previous = 0.0
-        for i in range(start, stop):
-            previous = alpha * x[i] + keep * previous
-            out[i] = previous
+        if start < stop:
+            _ema_local(x, out, start, stop, alpha, k == 0)
     carries = np.zeros(chunks)
     for k in range(1, chunks):
         start = k * size
@@ -181,17 +250,12 @@ def ema_parallel(x, out, alpha, chunks):
         if start >= stop:
             break
         carries[k] = out[start - 1]
-        out[stop - 1] += carries[k] * keep ** (stop - start)
+        out[stop - 1] += _decayed(carries[k], keep, stop - start)
     for k in prange(1, chunks):
         start = k * size
         stop = min(start + size, n) - 1  # the chunk's last output was fixed in step 2
-        power = 1.0
-        for j in range(stop - start):
-            power = keep ** (j + 1) if j % POWER_REFRESH == 0 else power * keep
-            term = carries[k] * power
-            if term == 0.0:
-                break
-            out[start + j] += term
+        if start < stop:
+            _add_carry(out, start, stop, keep, carries[k])
 
 
 @njit(cache=True)
