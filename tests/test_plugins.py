@@ -89,6 +89,16 @@ def test_two_plugins_defining_one_name_is_one_line_naming_both(tmp_path):
                                    f"plugin {tmp_path / 'clash.py'} (from --plugin)")
 
 
+def test_plugin_implementing_an_unknown_kernel_is_skipped_with_the_choices(tmp_path):
+    (tmp_path / "typo.py").write_text("from factorbench import Paradigm\n\nPARADIGM = Paradigm('typo', 'a typo')\n"
+                                      "PARADIGM.implements('smaa')(lambda x, window: x)\n")
+    done = cli("list", "--plugin", "typo.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"skipped plugin {tmp_path / 'typo.py'} (from --plugin): implements unknown kernel "
+                                  "'smaa'; choose from: ema")
+    assert "typo" not in done.stdout
+
+
 def test_pyproject_table_names_plugins_and_child_processes_get_them(tmp_path):
     plugin(tmp_path / "src", "doubling") if (tmp_path / "src").mkdir() is None else None
     (tmp_path / "pyproject.toml").write_text('[tool.factorbench]\nplugins = ["src/doubling.py"]\n')
