@@ -16,6 +16,7 @@ thread: valgrind serialises threads, and spinning workers would make counts vary
 
 import argparse
 import ctypes
+import importlib
 import itertools
 import json
 import re
@@ -32,8 +33,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import factorbench
-    from benchmarks import suite
+    from factorbench.discovery import loaded_plugins
     from factorbench.measure import threads
+
+    suite = importlib.import_module(f"{__package__ or 'benchmarks'}.suite")
 
     helper = ctypes.CDLL(args.helper)
     helper.fb_count_stop.argtypes = [ctypes.c_char_p]
@@ -66,7 +69,10 @@ def main(argv=None) -> int:
                 case.call(*inputs)
                 helper.fb_count_stop(label.encode())
                 found[name] = {"status": "ok", "label": label}
-    Path(args.out).write_text(json.dumps({"factorbench": factorbench.__file__, "benchmarks": found}, indent=1))
+    # where the code came from: the gate checks it is the build of the commit under test
+    modules = {"factorbench": factorbench.__file__,
+               **{plugin.name: plugin.module.__file__ for plugin in loaded_plugins() if plugin.module}}
+    Path(args.out).write_text(json.dumps({"modules": modules, "benchmarks": found}, indent=1))
     return 0
 
 

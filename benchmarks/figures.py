@@ -36,7 +36,7 @@ def metric_keys() -> dict[str, list[str]]:
         partial = cache.with_suffix(".partial")
         # -P and appending the suite's parent keep the installed factorbench first on the path
         subprocess.run([sys.executable, "-P", "-c", "import sys; sys.path.append(sys.argv[1]); "
-                        "from benchmarks import suite; suite.write_metric_keys(sys.argv[2])",
+                        f"from {__package__} import suite; suite.write_metric_keys(sys.argv[2])",
                         str(Path(__file__).resolve().parents[1]), str(partial)],
                        check=True, stdout=subprocess.DEVNULL, timeout=600)
         partial.replace(cache)

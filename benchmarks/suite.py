@@ -5,7 +5,10 @@ The asv suite (kernels.py), the pytest-benchmark module and the callgrind counte
 build on these, so a new paradigm appears in every one of them with no list to edit.
 This lives beside the asv suite rather than in the package because asv runs the suite
 of the working tree against every commit it measures, including commits whose
-factorbench predates this file: it uses only the package's public API.
+factorbench predates this file: it uses only the package's public API. It is also
+installed, as ``factorbench.benchmarks``, for the thin suite ``factorbench init`` writes
+into another repository; there ``SCOPE_ENV=plugins`` keeps the suite to the plugins'
+code, since factorbench's own implementations are the same at every commit.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import hashlib
 import inspect
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,9 @@ MEMORY_HEAVY_BYTES = 256 * 2**20
 """Kernels moving at least this much per call at default size get ``peakmem_`` benchmarks."""
 BASELINE_PARADIGM = "loop"
 """Speed-ups are quoted against this paradigm, as in the CLI tables."""
+SCOPE_ENV = "FACTORBENCH_SUITE_SCOPE"
+"""``plugins``: only implementations a plugin defines, and every implementation of a kernel
+a plugin defines; unset: everything in the registry."""
 
 
 def identifier(text: str) -> str:
@@ -119,17 +126,32 @@ class Benchmark:
         return self.impl(*args, **self.settings)
 
 
-def benchmarks(kernel: str | None = None) -> list[Benchmark]:
-    """Every (kernel, implementation, settings) case, available or not."""
+def is_builtin(func) -> bool:
+    return getattr(func, "__module__", "").startswith("factorbench.")
+
+
+def in_scope(impl: fb.Implementation) -> bool:
+    if os.environ.get(SCOPE_ENV) != "plugins":
+        return True
+    return not is_builtin(impl.func) or not is_builtin(fb.kernel(impl.kernel).reference)
+
+
+def all_cases(kernel: str | None = None) -> list[Benchmark]:
     return [Benchmark(impl, tuple(settings.items())) for impl in fb.implementations(kernel)
             for settings in settings_sweep(impl, RunOptions())]
 
 
+def benchmarks(kernel: str | None = None) -> list[Benchmark]:
+    """Every (kernel, implementation, settings) case in scope, available or not."""
+    return [case for case in all_cases(kernel) if in_scope(case.impl)]
+
+
 def baseline(case: Benchmark) -> Benchmark | None:
-    """The first available baseline-paradigm case of the same kernel (None for a baseline)."""
+    """The first available baseline-paradigm case of the same kernel (None for a baseline),
+    in scope or not."""
     if case.impl.paradigm == BASELINE_PARADIGM:
         return None
-    return next((other for other in benchmarks(case.impl.kernel)
+    return next((other for other in all_cases(case.impl.kernel)
                  if other.impl.paradigm == BASELINE_PARADIGM and other.impl.available), None)
 
 

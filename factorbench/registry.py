@@ -1,7 +1,8 @@
 """The one registry of (kernel, paradigm) implementations.
 
 Each module in ``factorbench.impls`` creates a :class:`Paradigm` and decorates
-its functions with ``@paradigm.implements(kernel)``. Modules must import without their
+its functions with ``@paradigm.implements(kernel)``; so does each plugin module
+(``factorbench.discovery``) that defines a ``PARADIGM``. Modules must import without their
 optional dependencies (import them inside the functions, or behind ``requires``), so
 that a missing library shows as ``unavailable`` with a reason instead of an ImportError.
 """
@@ -12,7 +13,6 @@ import contextlib
 import contextvars
 import importlib
 import importlib.util
-import os
 import pkgutil
 import traceback
 from collections.abc import Callable, Iterable
@@ -21,14 +21,15 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from factorbench.discovery import choose
+from factorbench import discovery
+from factorbench.discovery import PluginError, choose
+from factorbench.kernels import Kernel, _kernels, plugin_kernels
 from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 
 IMPLEMENTATIONS_PACKAGE = "factorbench.impls"
-EXTRA_MODULES_ENV = "FACTORBENCH_PARADIGM_MODULES"
-"""Comma-separated importable modules, each defining a PARADIGM, loaded besides the
-built-in ones (the tests' faulty implementations; inherited by worker processes)."""
+PLUGIN_RANK = 1000
+"""Where plugin paradigms sort by default: after the built-in ones."""
 
 
 def missing_modules(modules: Iterable[str]) -> str | None:
@@ -119,7 +120,7 @@ class Implementation:
 class Paradigm:
     """One optimisation paradigm; its module registers implementations through it."""
 
-    def __init__(self, name: str, summary: str, *, rank: int, requires: Iterable[str] = (),
+    def __init__(self, name: str, summary: str, *, rank: int = PLUGIN_RANK, requires: Iterable[str] = (),
                  probe: Callable[[], str | None] | None = None,
                  untimed: Callable[[], str | None] | None = None,
                  countable: bool | Callable[[dict], bool] = True, uncountable_why: str = ""):
@@ -157,15 +158,18 @@ class Paradigm:
         countable = self._countable(settings) if callable(self._countable) else self._countable
         return None if countable else (self._uncountable_why or f"{self.name}: counts do not reproduce")
 
-    def implements(self, kernel: str, *, name: str | None = None, requires: Iterable[str] = (),
+    def implements(self, kernel: str | Kernel, *, name: str | None = None, requires: Iterable[str] = (),
                    probe: Callable[[], str | None] | None = None,
                    metrics: Callable[[], dict] | None = None, settings: dict[str, tuple] | None = None):
         """Register the decorated function as ``kernel``'s implementation in this paradigm.
 
+        ``kernel`` is a kernel's name or its ``Kernel`` (one a plugin defines beside its
+        paradigm); the registry reports an unknown kernel as the module's load error.
         ``settings`` names keyword-only arguments of the function that the runner sweeps,
         e.g. ``{"processes": (1, 2)}``; CLI options of the same name override the values.
         """
-        get_kernel(kernel)  # unknown kernel names fail at import, not at run time
+        if isinstance(kernel, Kernel):
+            kernel = kernel.name
 
         def register(func):
             impl = Implementation(
@@ -187,6 +191,8 @@ class Registry:
     paradigms: dict[str, Paradigm]
     load_errors: dict[str, str]
     """Implementation modules that failed to import, with the error (a bug, not a missing extra)."""
+    plugin_errors: dict[str, str] = field(default_factory=dict)
+    """Plugins that failed to import or to register, with a one-line error; the rest runs."""
 
     def all(self) -> list[Implementation]:
         impls = [impl for p in self.paradigms.values() for impl in p.implementations]
@@ -194,15 +200,22 @@ class Registry:
         return sorted(impls, key=lambda i: (order[i.kernel], self.paradigms[i.paradigm].rank, i.name))
 
 
+def unknown_kernels(paradigm: Paradigm) -> str | None:
+    unknown = sorted({impl.kernel for impl in paradigm.implementations} - set(kernel_names()))
+    if not unknown:
+        return None
+    return f"implements unknown kernel {', '.join(map(repr, unknown))}; choose from: {', '.join(kernel_names())}"
+
+
 @cache
 def registry() -> Registry:
     package = importlib.import_module(IMPLEMENTATIONS_PACKAGE)
     paradigms: dict[str, Paradigm] = {}
+    defined_by: dict[str, str] = {}
     errors: dict[str, str] = {}
     builtin = [f"{IMPLEMENTATIONS_PACKAGE}.{info.name}" for info in pkgutil.iter_modules(package.__path__)
                if not info.name.startswith("_")]
-    extra = [name.strip() for name in os.environ.get(EXTRA_MODULES_ENV, "").split(",") if name.strip()]
-    for module_name in builtin + extra:
+    for module_name in builtin:
         try:
             module = importlib.import_module(module_name)
         except Exception:
@@ -215,8 +228,51 @@ def registry() -> Registry:
         if paradigm.name in paradigms:
             raise ValueError(f"paradigm {paradigm.name!r} is defined twice ({module_name})")
         paradigms[paradigm.name] = paradigm
+        defined_by[paradigm.name] = module_name
+    plugin_errors = discovery.plugin_errors()
+    for plugin in discovery.loaded_plugins():
+        if plugin.module is None:
+            continue
+        paradigm = getattr(plugin.module, "PARADIGM", None)
+        if paradigm is None:
+            if not plugin_kernels(plugin.module):
+                plugin_errors[plugin.describe()] = "defines no KERNEL, KERNELS or PARADIGM"
+            continue
+        if not isinstance(paradigm, Paradigm):
+            plugin_errors[plugin.describe()] = f"PARADIGM is a {type(paradigm).__name__}, not a factorbench.Paradigm"
+            continue
+        if paradigm.name in paradigms:
+            raise PluginError(f"paradigm {paradigm.name!r} is defined twice: by {defined_by[paradigm.name]} "
+                              f"and by {plugin.describe()}")
+        reason = unknown_kernels(paradigm)
+        if reason:
+            plugin_errors[plugin.describe()] = reason
+            continue
+        paradigms[paradigm.name] = paradigm
+        defined_by[paradigm.name] = plugin.describe()
+    _check_unique_names(paradigms, defined_by)
     ordered = dict(sorted(paradigms.items(), key=lambda item: (item[1].rank, item[0])))
-    return Registry(paradigms=ordered, load_errors=errors)
+    return Registry(paradigms=ordered, load_errors=errors, plugin_errors=plugin_errors)
+
+
+def _check_unique_names(paradigms: dict[str, Paradigm], defined_by: dict[str, str]) -> None:
+    """Benchmarks and lookups name an implementation kernel/name: two paradigms may not share one."""
+    seen: dict[tuple[str, str], str] = {}
+    for paradigm in paradigms.values():
+        for impl in paradigm.implementations:
+            key = (impl.kernel, impl.name)
+            if key in seen:
+                raise PluginError(f"implementation {impl.kernel}/{impl.name} is defined twice: by {seen[key]} "
+                                  f"and by {defined_by[paradigm.name]}")
+            seen[key] = defined_by[paradigm.name]
+
+
+def use_plugins(specs: Iterable[str], origin: str = "--plugin") -> None:
+    """Load these plugins (module names or .py paths) too, here and in the processes a run
+    starts; the kernels and the registry are rebuilt on their next use."""
+    discovery.use_plugins(specs, origin)
+    _kernels.cache_clear()
+    registry.cache_clear()
 
 
 def paradigms() -> list[str]:

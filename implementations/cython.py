@@ -7,8 +7,8 @@ with np.empty, as every paradigm does. Without a compiler the extension is not b
 the paradigm is unavailable, saying why.
 """
 
+from factorbench import Paradigm
 from factorbench.impls._support import arrays
-from factorbench.registry import Paradigm
 
 
 def _kernels():

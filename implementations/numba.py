@@ -6,8 +6,8 @@ compiled with cache=True: the gate's cold call (cold_call_s) is the compile in t
 process after a change and a cache load after that; metrics say which it was.
 """
 
+from factorbench import Paradigm
 from factorbench.impls._support import arrays
-from factorbench.registry import Paradigm
 
 PARADIGM = Paradigm("numba", "@njit loops compiled by LLVM, one thread, cache=True",
                     rank=45, requires=["numba"])

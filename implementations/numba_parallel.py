@@ -8,8 +8,8 @@ prange (the seed's numba_ema, which is wrong): see numba_loops.ema_parallel.
 
 import contextlib
 
+from factorbench import Paradigm
 from factorbench.impls._support import arrays
-from factorbench.registry import Paradigm
 
 PARADIGM = Paradigm("numba-parallel", "@njit(parallel=True) prange loops on Numba's thread pool, cache=True",
                     rank=46, requires=["numba"])

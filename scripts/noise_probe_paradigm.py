@@ -1,6 +1,6 @@
 """An sma implementation whose time scripts/validate_noise.py can stretch: NumPy's
 windowed-mean SMA, then a busy wait of (FB_NOISE_SLOWDOWN - 1) x its own compute time. Loaded only by
-that script, through FACTORBENCH_PARADIGM_MODULES."""
+that script, through FACTORBENCH_PLUGINS."""
 
 import os
 import time

@@ -32,7 +32,7 @@ SLOWDOWN = 1.3
 
 
 def quick_run(json_path: Path, slowdown: float, tiny: bool) -> dict:
-    env = {**os.environ, "FACTORBENCH_PARADIGM_MODULES": "noise_probe_paradigm", "FB_NOISE_SLOWDOWN": str(slowdown),
+    env = {**os.environ, "FACTORBENCH_PLUGINS": "noise_probe_paradigm", "FB_NOISE_SLOWDOWN": str(slowdown),
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     subset = ["--kernel", "sma", "--implementation", PROBE, "--implementation", "bottleneck"] if tiny else [
         "--kernel", "sma", "--kernel", "ema", "--paradigm", "vectorized", "--paradigm", "library",

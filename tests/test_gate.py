@@ -125,7 +125,8 @@ def test_gate_mistakes_get_one_line_and_exit_2(args, message):
 def test_gate_outside_a_checkout_says_where_to_run(tmp_path):
     done = gate_cli("HEAD~1", "HEAD", cwd=tmp_path)
     assert done.returncode == 2
-    assert "run the gate inside a factorbench checkout" in done.stderr
+    assert "run the gate inside a git repository with asv.conf.json and benchmarks/" in done.stderr
+    assert "`factorbench init` set up" in done.stderr
 
 
 def test_callgrind_mode_without_valgrind_is_one_line(tmp_path):

@@ -23,7 +23,7 @@ TIMEOUT_S = 4
 
 
 def factorbench(*args, timeout=240):
-    env = {**os.environ, "COLUMNS": "200", "FACTORBENCH_PARADIGM_MODULES": "fb_faulty_paradigm",
+    env = {**os.environ, "COLUMNS": "200", "FACTORBENCH_PLUGINS": "fb_faulty_paradigm",
            "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "factorbench", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)

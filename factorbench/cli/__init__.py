@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from factorbench.cli import bisect, check, cluster, data, env, gate, listing, profile, report, run
+from rich.markup import escape
+
+from factorbench.cli import bisect, check, cluster, data, env, gate, init, listing, profile, report, run
 from factorbench.cli.console import errors
 from factorbench.cli.parser import Parser, UsageError
+from factorbench.discovery import PluginError
+from factorbench.registry import registry, use_plugins
 from factorbench.results.schema import ResultsError
 
-COMMANDS = (listing, check, run, report, profile, data, cluster, env, gate, bisect)
+COMMANDS = (listing, check, run, report, profile, data, cluster, env, gate, bisect, init)
 
 
 def build_parser() -> Parser:
@@ -20,9 +24,24 @@ def build_parser() -> Parser:
     return parser
 
 
+def load_plugins(specs: list[str]) -> None:
+    """Load the plugins before a command reads the registry: a clash is a usage error, a
+    plugin that fails to import is one line on stderr and the rest runs."""
+    if specs:
+        use_plugins(specs)
+    try:
+        plugin_errors = registry().plugin_errors
+    except PluginError as exc:
+        raise UsageError(str(exc)) from None
+    for plugin, error in plugin_errors.items():
+        errors.print(f"[yellow]skipped {escape(plugin)}[/yellow]: {escape(error)}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "plugin"):
+            load_plugins(args.plugin)
         return args.handler(args)
     except (UsageError, ResultsError) as exc:
         errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

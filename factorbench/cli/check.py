@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from factorbench.cli.console import console, errors
-from factorbench.cli.parser import UsageError
+from factorbench.cli.parser import UsageError, add_plugin_option
 
 
 def add_parser(sub) -> None:
@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     check.add_argument("--paradigm", action="append", default=[], metavar="P", help="paradigm (repeatable)")
     check.add_argument("--json", metavar="PATH", help="also write the matrix as JSON to PATH")
     check.add_argument("--seed", type=int, default=0, help="input generator seed")
+    add_plugin_option(check)
     check.set_defaults(handler=command)
 
 

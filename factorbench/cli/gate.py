@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from factorbench.cli.console import console, say
-from factorbench.cli.parser import UsageError, number
+from factorbench.cli.parser import UsageError, add_plugin_option, number
 from factorbench.regress.gate import DEFAULT_FACTOR, DEFAULT_THRESHOLD_PCT, MODES
 
 
@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
                                                          "appended to $GITHUB_STEP_SUMMARY whenever that is set")
     gate.add_argument("--junit", metavar="PATH", help="also write JUnit XML: one test case per benchmark, "
                                                       "regressions as failures")
+    add_plugin_option(gate)
     gate.set_defaults(handler=command)
 
 

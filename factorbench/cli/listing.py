@@ -6,12 +6,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from factorbench.cli.console import console
+from factorbench.cli.parser import add_plugin_option
 from factorbench.kernels import kernels as kernel_names
 from factorbench.registry import implementations, paradigms, registry
 
 
 def add_parser(sub) -> None:
     listing = sub.add_parser("list", help="show the kernels x paradigms grid and what is unavailable")
+    add_plugin_option(listing)
     listing.set_defaults(handler=command)
 
 

@@ -95,3 +95,10 @@ def memory_limit(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected auto, a size such as 4GiB, or a fraction of memory such "
                                          f"as 0.5, got {text!r}") from None
     return text
+
+
+def add_plugin_option(parser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_PATH",
+                        help="also load this plugin: a module name or a .py file defining KERNEL(S) and/or "
+                             "PARADIGM (repeatable; besides the factorbench.plugins entry points and "
+                             "[tool.factorbench] plugins in pyproject.toml)")

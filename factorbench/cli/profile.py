@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 
 from factorbench.cli.console import console, errors
-from factorbench.cli.parser import UsageError, count, key_value, number
+from factorbench.cli.parser import UsageError, add_plugin_option, count, key_value, number
 
 
 def add_parser(sub) -> None:
@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
                          help="an implementation setting, e.g. processes=2 (default: the implementation's own)")
     profile.add_argument("--seconds", type=number, default=2.0, help="seconds under py-spy (default 2)")
     profile.add_argument("--seed", type=int, default=0, help="input generator seed")
+    add_plugin_option(profile)
     profile.set_defaults(handler=command)
 
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from factorbench.cli.console import say
-from factorbench.cli.parser import UsageError, number
+from factorbench.cli.parser import UsageError, add_plugin_option, number
 
 FORMATS = ("html", "markdown")
 
@@ -22,6 +22,7 @@ def add_parser(sub) -> None:
                              "markdown default: standard output)")
     report.add_argument("--factor", type=number, default=1.1,
                         help="comparison: ratio beyond which a change counts (default 1.1, as asv)")
+    add_plugin_option(report)
     report.set_defaults(handler=command)
 
 

@@ -11,6 +11,7 @@ from factorbench.cli.console import console, errors
 from factorbench.cli.parser import (
     DEFAULT_JSON,
     UsageError,
+    add_plugin_option,
     chunk_sizes,
     count,
     counts,
@@ -77,6 +78,7 @@ def add_parser(sub) -> None:
     run.add_argument("--profile-dir", metavar="DIR", help="where profiles go (default: profiles/ beside --json)")
     run.add_argument("--profile-seconds", type=number, default=2.0, metavar="S",
                      help="seconds each implementation runs under py-spy (default 2)")
+    add_plugin_option(run)
     run.set_defaults(handler=command)
 
 

@@ -2,7 +2,8 @@
 
 One module per kernel in this package defines a ``KERNEL = Kernel(...)``; it is found by
 name, so adding a kernel is adding a file. Implementations of a kernel live in
-``factorbench.impls`` (one module per paradigm).
+``factorbench.impls`` (one module per paradigm). Plugins (``factorbench.discovery``) add
+kernels with ``KERNEL = Kernel(...)`` or ``KERNELS = [...]``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from factorbench.discovery import choose, discover
+from factorbench.discovery import PluginError, choose, discover, loaded_plugins
 
 Params = Mapping[str, Any]
 CheckInput = tuple[str, tuple]
@@ -95,6 +96,11 @@ def require_int(params: Params, key: str, low: int, high: int | None = None) -> 
     return int(value)
 
 
+def plugin_kernels(module) -> list[Kernel]:
+    found = [getattr(module, "KERNEL", None), *getattr(module, "KERNELS", ())]
+    return [spec for spec in found if isinstance(spec, Kernel)]
+
+
 def vector(x, name: str = "x") -> np.ndarray:
     """``x`` (any array-like, any real dtype) as a float64 vector of at least one value,
     or a ValueError saying what is wrong: the one input rule of every vector kernel."""
@@ -141,7 +147,16 @@ def check_alpha(alpha) -> float:
 
 @cache
 def _kernels() -> dict[str, Kernel]:
-    return discover(__name__, "KERNEL")
+    found = discover(__name__, "KERNEL")
+    defined_by = {name: f"factorbench.kernels.{name}" for name in found}
+    for plugin in loaded_plugins():
+        for spec in plugin_kernels(plugin.module) if plugin.module else ():
+            if spec.name in found:
+                raise PluginError(f"kernel {spec.name!r} is defined twice: by {defined_by[spec.name]} "
+                                  f"and by {plugin.describe()}")
+            found[spec.name] = spec
+            defined_by[spec.name] = plugin.describe()
+    return found
 
 
 def kernels() -> list[str]:

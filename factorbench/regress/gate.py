@@ -1,7 +1,9 @@
 """The regression gate: benchmark two commits and fail when the second is slower.
 
 Two modes, both reading the asv suite of the working tree (``benchmarks/``) while each
-commit's own factorbench is built and installed:
+commit's own package is built and installed: factorbench itself in a factorbench
+checkout, or a team's package with its plugins in a repository set up by
+``factorbench init`` (factorbench then comes from the running environment):
 
 - ``wall``: ``asv continuous BASE HEAD`` with interleaved rounds and raw samples; a
   benchmark regresses when the 10th percentile of its samples at HEAD is slower by
@@ -36,6 +38,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -95,13 +98,25 @@ WALL_TIME_ONLY = "wall-time only"
 
 # ---------------------------------------------------------------- repository and commits
 
+COUNTER = Path("benchmarks") / "count_instructions.py"
+
+
 def checkout_root(start: Path) -> Path:
     """The git checkout holding asv.conf.json and the benchmark suite."""
     done = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
     root = Path(done.stdout.strip()) if done.returncode == 0 else None
-    if root is None or not (root / "asv.conf.json").is_file() or not (root / "benchmarks" / "suite.py").is_file():
-        raise GateError(f"run the gate inside a factorbench checkout: no asv.conf.json and benchmarks/ above {start}")
+    if root is None or not (root / "asv.conf.json").is_file() or not (root / COUNTER).is_file():
+        raise GateError(f"run the gate inside a git repository with asv.conf.json and benchmarks/ (a factorbench "
+                        f"checkout, or one `factorbench init` set up); none above {start}")
     return root
+
+
+def project_name(repo: Path) -> str | None:
+    """The distribution the repository builds, from its pyproject.toml."""
+    try:
+        return tomllib.loads((repo / "pyproject.toml").read_text()).get("project", {}).get("name")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
 
 
 def resolve(repo: Path, revision: str) -> str:
@@ -402,7 +417,7 @@ def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern |
     listing = work / "benchmarks.json"
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                f"--callgrind-out-file={work}/callgrind.out.%p",
-               sys.executable, "-P", str(repo / "benchmarks" / "count_instructions.py"),
+               sys.executable, "-P", str(repo / COUNTER),
                "--helper", str(helper), "--out", str(listing)]
     if regex is not None:
         command += ["--bench", regex.pattern]
@@ -416,15 +431,34 @@ def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern |
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise GateError(f"counting instructions failed (exit {done.returncode}):\n{tail}")
     found = json.loads(listing.read_text())
-    if not Path(found["factorbench"]).resolve().is_relative_to(site.resolve()):
-        raise GateError(f"the callgrind run imported factorbench from {found['factorbench']}, not from the build "
-                        f"of the commit in {site}")
+    check_built_code(repo, site, found["modules"])
     counted = found["benchmarks"]
     counts = parse_callgrind_dumps(work, "callgrind.out.")
     for entry in counted.values():
         if entry["status"] == "ok":
             entry["count"] = counts[entry.pop("label")]
     return counted
+
+
+def check_built_code(repo: Path, site: Path, modules: dict[str, str]) -> None:
+    """Refuse counts of code that is not the commit's build: factorbench in its own
+    checkout, otherwise the plugins (at least one from the build, none from the work tree)."""
+    def built(file: str) -> bool:
+        return Path(file).resolve().is_relative_to(site.resolve())
+
+    if project_name(repo) == "factorbench":
+        if not built(modules["factorbench"]):
+            raise GateError(f"the callgrind run imported factorbench from {modules['factorbench']}, not from the "
+                            f"build of the commit in {site}")
+        return
+    plugins = {name: file for name, file in modules.items() if name != "factorbench"}
+    outside = sorted(name for name, file in plugins.items()
+                     if not built(file) and Path(file).resolve().is_relative_to(repo.resolve()))
+    if outside or not any(built(file) for file in plugins.values()):
+        raise GateError("the callgrind run found no plugin in the build of the commit"
+                        + (f" (it imported {', '.join(outside)} from the work tree)" if outside else "")
+                        + f"; declare the package's modules in the entry point group factorbench.plugins of "
+                          f"{repo / 'pyproject.toml'}")
 
 
 def run_callgrind(repo: Path, base: str, head: str, regex: re.Pattern | None, threshold_pct: float,

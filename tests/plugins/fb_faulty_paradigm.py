@@ -1,5 +1,5 @@
 """Faulty implementations of sma that exist only in the tests (loaded through
-FACTORBENCH_PARADIGM_MODULES): each misbehaves only above LARGE elements, beyond the
+FACTORBENCH_PLUGINS): each misbehaves only above LARGE elements, beyond the
 correctness check's inputs, except the one that always raises."""
 
 import ctypes

@@ -1,0 +1,247 @@
+"""`factorbench init`: set up asv and the regression gate in a team's own git repository.
+
+Writes an asv.conf.json that builds the repository's package and installs it with
+factorbench, a thin benchmarks/ suite over factorbench's installed suite machinery
+(``factorbench.benchmarks``: generated from the registry, so the package's plugins appear in
+it with no list to edit), a CI workflow running the gate on pull requests, and a
+.gitignore for asv's folders where there is none. Other existing files are left alone unless --force.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from rich.markup import escape
+
+from factorbench.cli.console import console, errors
+from factorbench.cli.parser import UsageError, add_plugin_option
+
+GENERATED = "Written by `factorbench init`"
+
+SUITE_INIT = f'''"""asv suite of this repository's factorbench plugins. {GENERATED}.
+
+Only the plugins' code is benchmarked (factorbench's own implementations do not change
+between this repository's commits); plugins named in pyproject.toml's [tool.factorbench]
+table are loaded too, since asv runs benchmarks outside the repository.
+"""
+
+import os
+from pathlib import Path
+
+import factorbench as fb
+from factorbench.benchmarks.suite import SCOPE_ENV
+from factorbench.discovery import project_plugins
+
+os.environ.setdefault(SCOPE_ENV, "plugins")
+fb.use_plugins(project_plugins(Path(__file__).resolve().parents[1])[0], origin="pyproject.toml")
+'''
+
+SUITE_MODULE = '''"""{what} {generated}: the machinery is factorbench's."""
+
+from factorbench.benchmarks.{module} import *  # noqa: F403
+{extra}'''
+
+COUNTER = f'''"""Run by `factorbench gate --mode callgrind`. {GENERATED}."""
+
+import sys
+
+import benchmarks  # noqa: F401  the suite's scope and plugins
+from factorbench.benchmarks.count_instructions import main
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+WORKFLOW = '''# Benchmarks on every pull request. {generated}.
+# - Instruction counts (callgrind) are the blocking gate: deterministic on one machine,
+#   so a shared runner's noisy neighbours cannot fail a pull request.
+# - Wall time (asv continuous, confirmed by a second pass) is reported but does not block.
+name: benchmarks
+
+on:
+  pull_request:
+
+permissions:
+  contents: read
+
+jobs:
+  gate:
+    runs-on: ubuntu-latest
+    timeout-minutes: 90
+    env:
+      BASE: origin/${{{{ github.base_ref }}}}
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0  # the gate builds the target branch's commit from history
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "{python}"
+      - name: System tools
+        run: sudo apt-get update -qq && sudo apt-get install -y -qq valgrind
+      - name: Install
+        # factorbench as `factorbench init` found it installed; change it to where CI gets it from
+        run: python -m pip install {factorbench_bench} -e .
+      - name: Regression gate, instruction counts (blocking)
+        run: factorbench gate "$BASE" HEAD --mode callgrind --json gate-callgrind.json
+      - name: Regression gate, wall time (informational)
+        continue-on-error: true
+        run: factorbench gate "$BASE" HEAD --mode wall --json gate-wall.json
+      - name: Quick run with the HTML report
+        if: always()
+        run: factorbench run --quick {kernels}--json results.json --report report.html
+      - uses: actions/upload-artifact@v4
+        if: always()
+        with:
+          name: benchmark-report
+          path: |
+            report.html
+            results.json
+            gate-*.json
+'''
+
+
+def add_parser(sub) -> None:
+    init = sub.add_parser("init", help="set up asv and the regression gate in your own git repository")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.add_argument("--factorbench", metavar="SPEC",
+                      help="what asv and CI install factorbench from (default: where it is installed here)")
+    add_plugin_option(init)
+    init.set_defaults(handler=command)
+
+
+def repository_root() -> Path:
+    done = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UsageError("factorbench init sets up a git repository: run it inside one (git init first)")
+    return Path(done.stdout.strip())
+
+
+def project_table(root: Path) -> dict:
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        raise UsageError(f"no pyproject.toml in {root}: asv and the gate build the package it describes")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def installed_factorbench() -> str:
+    """A pip requirement for the factorbench running now: its local folder, or its version."""
+    dist = importlib.metadata.distribution("factorbench")
+    direct = dist.read_text("direct_url.json")
+    if direct:
+        url = json.loads(direct).get("url", "")
+        if url.startswith("file://"):
+            return f"factorbench @ {url}"
+    return f"factorbench=={dist.version}"
+
+
+def with_extra(spec: str, extra: str) -> str:
+    name, sep, rest = spec.partition(" @ ")
+    if sep:
+        return f"{name}[{extra}] @ {rest}"
+    head = next((i for i, c in enumerate(spec) if c in "=<>!~ "), len(spec))
+    return f"{spec[:head]}[{extra}]{spec[head:]}"
+
+
+def asv_config(name: str, factorbench: str) -> str:
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    config = {
+        "version": 1,
+        "project": name,
+        "repo": ".",
+        "branches": ["HEAD"],
+        "environment_type": "virtualenv",
+        "pythons": [python],
+        # a wheel per commit into the cache by name (asv's default build cannot tell old wheels apart)
+        "build_command": ["python -m pip wheel --no-deps -w {build_cache_dir} {build_dir}"],
+        "install_command": [f"in-dir={{env_dir}} python -m pip install {shlex.quote(factorbench)} {{wheel_file}}"],
+        "benchmark_dir": "benchmarks",
+        "env_dir": ".asv/env",
+        "results_dir": ".asv/results",
+        "html_dir": ".asv/html",
+        "build_cache_size": 8,
+    }
+    return json.dumps(config, indent=4) + "\n"
+
+
+def files(root: Path, table: dict, factorbench: str, kernels: list[str]) -> dict[Path, str]:
+    name = table.get("project", {}).get("name") or root.name
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    suite = root / "benchmarks"
+    return {
+        root / "asv.conf.json": asv_config(name, factorbench),
+        suite / "__init__.py": SUITE_INIT,
+        suite / "suite.py": SUITE_MODULE.format(what="Benchmarks from the registry.", generated=GENERATED,
+                                                module="suite", extra=""),
+        suite / "kernels.py": SUITE_MODULE.format(
+            what="asv time_/peakmem_/track_ benchmarks, one class per implementation.", generated=GENERATED,
+            module="kernels", extra="from factorbench.benchmarks.kernels import __getattr__  # noqa: F401\n"),
+        suite / "figures.py": SUITE_MODULE.format(what="asv track_ benchmarks of implementations' metrics().",
+                                                  generated=GENERATED, module="figures", extra=""),
+        suite / "count_instructions.py": COUNTER,
+        root / ".github" / "workflows" / "benchmarks.yml": WORKFLOW.format(
+            generated=GENERATED, python=python, factorbench_bench=shlex.quote(with_extra(factorbench, "bench")),
+            kernels="".join(f"--kernel {kernel} " for kernel in kernels)),
+    }
+
+
+def command(args) -> int:
+    from factorbench.discovery import loaded_plugins
+    from factorbench.kernels import kernel as get_kernel
+    from factorbench.registry import implementations
+
+    root = repository_root()
+    table = project_table(root)
+    factorbench = args.factorbench or installed_factorbench()
+    declared = (table.get("project", {}).get("entry-points", {}).get("factorbench.plugins")
+                or table.get("tool", {}).get("factorbench", {}).get("plugins"))
+    plugins = [plugin for plugin in loaded_plugins() if plugin.module is not None]
+    ours = [impl for impl in implementations()
+            if not impl.func.__module__.startswith("factorbench.")
+            or not get_kernel(impl.kernel).reference.__module__.startswith("factorbench.")]
+    kernels = sorted({impl.kernel for impl in ours if not get_kernel(impl.kernel).reference.__module__
+                     .startswith("factorbench.")})
+    written, kept = [], []
+    for path, text in files(root, table, factorbench, kernels).items():
+        if path.exists() and not args.force:
+            kept.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    ignore = root / ".gitignore"
+    if not ignore.exists():  # never rewritten, even with --force: it is the team's
+        ignore.write_text(".asv/\nreports/\nbuild/\n*.egg-info/\n")
+        written.append(ignore)
+    elif ".asv" not in ignore.read_text():
+        errors.print("[yellow]note[/yellow]: add .asv/ (asv's environments and results) to .gitignore", highlight=False)
+    for path in written:
+        console.print(f"wrote {escape(str(path.relative_to(root)))}", highlight=False)
+    for path in kept:
+        errors.print(f"[yellow]kept[/yellow] {escape(str(path.relative_to(root)))} (exists; --force overwrites)",
+                     highlight=False)
+    if not declared:
+        errors.print("[yellow]note[/yellow]: pyproject.toml declares no plugins; add your modules to "
+                     '[project.entry-points."factorbench.plugins"] so asv and the gate find them in each commit',
+                     highlight=False, soft_wrap=True)
+    console.print(f"plugins loaded here: {', '.join(p.name for p in plugins) or 'none'}; benchmarks: "
+                  f"{', '.join(f'{impl.kernel}/{impl.name}' for impl in ours) or 'none'}", highlight=False,
+                  soft_wrap=True)
+    console.print(f"asv and CI install factorbench as: {escape(factorbench)}", highlight=False, soft_wrap=True)
+    console.print("next:\n"
+                  "  git add asv.conf.json benchmarks .github .gitignore && git commit -m 'factorbench benchmarks'\n"
+                  "  asv machine --yes && asv run          # every benchmark at HEAD\n"
+                  "  asv continuous main HEAD              # compare two commits\n"
+                  "  factorbench gate main HEAD --mode callgrind   # instruction counts (CI's blocking gate)\n"
+                  "  factorbench gate main HEAD --mode wall        # timed, confirmed twice",
+                  highlight=False, soft_wrap=True)
+    return 0
