@@ -1,4 +1,4 @@
-"""Process pool over shared memory (seed section 3.1), and the naive pickling pool beside it.
+"""Process pool over shared memory (the article's section 3.1), and the naive pickling pool beside it.
 
 ``multiprocessing-shm``: inputs live in POSIX shared memory across calls, as an engine
 keeps its data resident. The first call with an array copies it into a segment (staging,
@@ -18,7 +18,7 @@ Every segment is unlinked when its array is collected, at exit, when a call is
 interrupted (Ctrl-C) and when a worker dies; if the runner itself is killed outright,
 multiprocessing's resource tracker unlinks what is left.
 
-``multiprocessing-naive``: ``executor.map`` over array chunks (the seed's ``Pool.map``),
+``multiprocessing-naive``: ``executor.map`` over array chunks (the article's ``Pool.map``),
 which pickles every chunk to a worker and every result back.
 
 Both compute each chunk with NumPy, on the long-lived pool of :mod:`factorbench.parallel.pools`;

@@ -1,4 +1,4 @@
-"""asyncio + process pool overlap (seed section 3.2).
+"""asyncio + process pool overlap (the article's section 3.2).
 
 CPU-bound work (``np.linalg.inv`` of a large matrix, several times) runs in worker
 processes while asyncio fetches tick batches over real HTTP from a server this workload

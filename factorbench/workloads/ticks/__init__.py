@@ -1,4 +1,4 @@
-"""The quant workload: tick factors (seed 9.2) with Polars, pandas, NumPy/Numba and Dask.
+"""The quant workload: tick factors (the article's section 9.2) with Polars, pandas, NumPy/Numba and Dask.
 
 Every engine is first checked against the float64 reference on a small generated data
 set, then timed on the main data set in a fresh process (throughput, peak memory). The
@@ -215,7 +215,7 @@ def run(options) -> dict:
 
 WORKLOAD = Workload(
     name="ticks",
-    summary="tick-data factors (seed 9.2): throughput, peak memory, micro-batch latency",
+    summary="tick-data factors per symbol: throughput, peak memory, micro-batch latency",
     run=run,
     requires=("pyarrow",),
     params=DEFAULTS,
