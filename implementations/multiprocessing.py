@@ -201,7 +201,6 @@ class CallRecord:
     """Size of the segments the call used (inputs and output)."""
     staged_bytes: int = 0
     """Bytes copied into shared memory by this call (0 when its inputs were resident)."""
-    staging_s: float = 0.0
     copied_out_bytes: int = 0
 
 

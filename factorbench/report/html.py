@@ -203,7 +203,7 @@ def _case_view(case: analysis.Case, measured: dict, colours, summaries) -> dict:
         "id": _slug(case.title), "title": case.title, "signature": signature, "rows": rows,
         "process_columns": list(process_columns),
         "unranked": [{"label": analysis.label(r), "paradigm": r["paradigm"], "status": r["status"],
-                      "reason": r.get("reason") or "", "max_error": r.get("max_error")} for r in case.unranked],
+                      "reason": r.get("reason") or ""} for r in case.unranked],
         "extra_keys": extra_keys, "extras": extras,
         "bars": Markup(plots.time_bars([row["label"] for row in rows], [row["paradigm"] for row in rows],
                                        [row.per_element_s for row in case.ranked], colours, floor_per_element))

@@ -33,7 +33,6 @@ SESSION_START_NS = np.datetime64("2024-01-02T09:30:00", "ns").astype(np.int64)
 BLOCK_ROWS = 1 << 18
 SPARSE_EVERY = 25
 """One symbol in this many trades only 1-4 times."""
-COLUMNS = ("timestamp", "seq", "symbol", "bid", "ask", "last", "volume", "vwap")
 
 
 def validate(rows: int, symbols: int, files: int, rate: float = DEFAULT_RATE) -> None:
