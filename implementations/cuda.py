@@ -33,6 +33,7 @@ from functools import cache
 
 import numpy as np
 
+from factorbench.impls._support import arrays
 from factorbench.parallel.gpu import DeviceCall, peak_bandwidth, time_events
 from factorbench.registry import Paradigm
 
@@ -146,8 +147,9 @@ def _kernels():
 def _ema_prepare(x, alpha):
     from numba import cuda
 
+    x, alpha = arrays.alpha_input(x, alpha)
     tiles = _blocks(len(x), _kernels().TILE)
-    return (_to_device(x), float(alpha), cuda.device_array(tiles), cuda.device_array(tiles),
+    return (_to_device(x), alpha, cuda.device_array(tiles), cuda.device_array(tiles),
             cuda.device_array(tiles), cuda.device_array(len(x)))
 
 
@@ -155,7 +157,7 @@ def _ema_launch(d_x, alpha, map_a, map_b, carry, out):
     k = _kernels()
     tiles = map_a.shape[0]
     k.ema_tile_maps[tiles, k.THREADS](d_x, alpha, map_a, map_b)
-    k.ema_tile_carries[1, k.CARRY_THREADS](map_a, map_b, carry)
+    k.ema_tile_carries[1, k.CARRY_THREADS](map_a, map_b, carry, alpha)
     k.ema_tile_outputs[tiles, k.THREADS](d_x, alpha, carry, out)
     return out
 
@@ -165,7 +167,8 @@ def _ema_launch(d_x, alpha, map_a, map_b, carry, out):
 def _sma_prepare(x, window):
     from numba import cuda
 
-    return _to_device(x), int(window), cuda.device_array(len(x) - window + 1)
+    x, window = arrays.window_input(x, window)
+    return _to_device(x), window, cuda.device_array(len(x) - window + 1)
 
 
 def _sma_launch(d_x, window, out):
@@ -205,6 +208,7 @@ def _partial_for(d_m):
 def _row_sums_prepare(m):
     from numba import cuda
 
+    m = arrays.matrix(m)
     d_m = _to_device(m)
     return d_m, cuda.device_array(m.shape[0]), _partial_for(d_m)
 
@@ -216,6 +220,7 @@ def _row_sums_launch(d_m, out, partial):
 def _gram_prepare(x):
     from numba import cuda
 
+    x = arrays.matrix(x, "x")
     d_x = _to_device(x)
     rows, cols = x.shape
     return (d_x, cuda.device_array(rows), _partial_for(d_x), cuda.device_array(cols), _partial_for(d_x.T))
@@ -232,6 +237,7 @@ def _gram_launch(d_x, row_sums, row_partial, out, col_partial):
 def _trig_prepare(a, b):
     from numba import cuda
 
+    a, b = arrays.pair(a, b)
     order = "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
     a = np.asarray(a, order=order)  # copies only strided views and the other layout
     b = np.asarray(b, order=order)

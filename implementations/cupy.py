@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from factorbench.impls._support import arrays
 from factorbench.parallel.gpu import DeviceCall, peak_bandwidth, time_events, version_text
 from factorbench.registry import Paradigm
 
@@ -32,14 +33,21 @@ EMA_SOURCE = r"""
 #define TILE (THREADS * ITEMS)
 #define CARRY_THREADS %(carry_threads)d
 
+// A later map applied to y: a * y + b. While alpha < 1 (keeps) a later map's a is a power
+// of (1 - alpha), which may underflow to 0 but is never 0 in the recurrence: an infinite
+// y stays infinite instead of becoming 0 * inf = NaN.
+__device__ double apply_map(double a, double y, double b, bool keeps) {
+    return (keeps && isinf(y)) ? y + b : a * y + b;
+}
+
 // Inclusive Hillis-Steele scan of `width` maps y -> a*y + b in shared memory: afterwards
 // slot t holds maps 0..t composed, (a2, b2) after (a1, b1) = (a2*a1, a2*b1 + b2).
-__device__ void block_scan(double* sa, double* sb, int t, int width) {
+__device__ void block_scan(double* sa, double* sb, int t, int width, bool keeps) {
     for (int offset = 1; offset < width; offset *= 2) {
         double pa = 1.0, pb = 0.0;
         if (t >= offset) { pa = sa[t - offset]; pb = sb[t - offset]; }
         __syncthreads();
-        if (t >= offset) { sb[t] = sa[t] * pb + sb[t]; sa[t] = sa[t] * pa; }
+        if (t >= offset) { sb[t] = apply_map(sa[t], pb, sb[t], keeps); sa[t] = sa[t] * pa; }
         __syncthreads();
     }
 }
@@ -67,7 +75,7 @@ __device__ void scan_tile(const double* x, long long n, double alpha,
     }
     sa[t] = a; sb[t] = b;
     __syncthreads();
-    block_scan(sa, sb, t, THREADS);
+    block_scan(sa, sb, t, THREADS, alpha < 1.0);
 }
 
 extern "C" __global__ void ema_tile_maps(const double* x, long long n, double alpha,
@@ -85,19 +93,20 @@ extern "C" __global__ void ema_tile_maps(const double* x, long long n, double al
 // consecutive tile maps, the block scans the segment maps, and each thread walks its
 // segment again from the value before it (tile 0's map is constant, so y = 0 is exact).
 extern "C" __global__ void ema_tile_carries(const double* map_a, const double* map_b,
-                                            long long tiles, double* carry) {
+                                            long long tiles, double* carry, double alpha) {
+    const bool keeps = alpha < 1.0;
     __shared__ double sa[CARRY_THREADS], sb[CARRY_THREADS];
     const int t = threadIdx.x;
     const long long segment = (tiles + CARRY_THREADS - 1) / CARRY_THREADS;
     const long long first = min(t * segment, tiles);
     const long long last = min(first + segment, tiles);
     double a = 1.0, b = 0.0;
-    for (long long k = first; k < last; ++k) { b = map_a[k] * b + map_b[k]; a = map_a[k] * a; }
+    for (long long k = first; k < last; ++k) { b = apply_map(map_a[k], b, map_b[k], keeps); a = map_a[k] * a; }
     sa[t] = a; sb[t] = b;
     __syncthreads();
-    block_scan(sa, sb, t, CARRY_THREADS);
+    block_scan(sa, sb, t, CARRY_THREADS, keeps);
     double y = t > 0 ? sb[t - 1] : 0.0;  // the segments before, applied to y = 0
-    for (long long k = first; k < last; ++k) { carry[k] = y; y = map_a[k] * y + map_b[k]; }
+    for (long long k = first; k < last; ++k) { carry[k] = y; y = apply_map(map_a[k], y, map_b[k], keeps); }
 }
 
 // Fix-up: rescan the tile from its carry and write the EMA through shared memory.
@@ -109,7 +118,7 @@ extern "C" __global__ void ema_tile_outputs(const double* x, long long n, double
     const int t = threadIdx.x;
     const long long start = (long long)blockIdx.x * TILE;
     double y = carry[blockIdx.x];
-    if (t > 0) y = sa[t - 1] * y + sb[t - 1];
+    if (t > 0) y = apply_map(sa[t - 1], y, sb[t - 1], alpha < 1.0);
     const double decay = 1.0 - alpha;
     for (int j = 0; j < ITEMS; ++j) {  // each thread rewrites only its own slots
         long long i = start + (long long)t * ITEMS + j;
@@ -241,8 +250,9 @@ def _to_device(array: np.ndarray):
 def _ema_prepare(x, alpha):
     import cupy as cp
 
+    x, alpha = arrays.alpha_input(x, alpha)
     tiles = max(1, -(-len(x) // (THREADS * ITEMS)))
-    return (_to_device(x), float(alpha), cp.empty(tiles), cp.empty(tiles),
+    return (_to_device(x), alpha, cp.empty(tiles), cp.empty(tiles),
             cp.empty(tiles), cp.empty(len(x)))
 
 
@@ -251,7 +261,7 @@ def _ema_launch(d_x, alpha, map_a, map_b, carry, out):
     n, tiles = np.int64(d_x.size), map_a.size
     alpha = np.float64(alpha)
     k.ema_tile_maps((tiles,), (THREADS,), (d_x, n, alpha, map_a, map_b))
-    k.ema_tile_carries((1,), (CARRY_THREADS,), (map_a, map_b, np.int64(tiles), carry))
+    k.ema_tile_carries((1,), (CARRY_THREADS,), (map_a, map_b, np.int64(tiles), carry, alpha))
     k.ema_tile_outputs((tiles,), (THREADS,), (d_x, n, alpha, carry, out))
     return out
 
@@ -259,7 +269,8 @@ def _ema_launch(d_x, alpha, map_a, map_b, carry, out):
 def _sma_prepare(x, window):
     import cupy as cp
 
-    return _to_device(x), int(window), cp.empty(len(x) - window + 1)
+    x, window = arrays.window_input(x, window)
+    return _to_device(x), window, cp.empty(len(x) - window + 1)
 
 
 def _sma_launch(d_x, window, out):
@@ -267,7 +278,7 @@ def _sma_launch(d_x, window, out):
 
 
 def _row_sums_prepare(m):
-    return (_to_device(m),)
+    return (_to_device(arrays.matrix(m)),)
 
 
 def _row_sums_launch(d_m):
@@ -275,6 +286,7 @@ def _row_sums_launch(d_m):
 
 
 def _trig_prepare(a, b):
+    a, b = arrays.pair(a, b)
     return _to_device(a), _to_device(b)
 
 
@@ -283,7 +295,7 @@ def _trig_launch(d_a, d_b):
 
 
 def _gram_prepare(x):
-    return (_to_device(x),)
+    return (_to_device(arrays.matrix(x, "x")),)
 
 
 def _gram_launch(d_x):
@@ -291,6 +303,12 @@ def _gram_launch(d_x):
 
 
 def _gram_reassociated_launch(d_x):
+    import cupy as cp
+
+    # With infinities the two orders meet inf - inf in different places: the direct form
+    # is the kernel's definition (as in the vectorized paradigm).
+    if not bool(cp.isfinite(d_x).all()):
+        return _gram_launch(d_x)
     return d_x.T @ d_x.sum(axis=1)
 
 

@@ -64,16 +64,16 @@ def sma_prange(x, window, *, threads=arrays.DEFAULT_THREADS):
 @PARADIGM.implements("ema")
 def ema(x, alpha):
     """The recurrence as a C loop."""
-    x, out = arrays.series(x)
-    _kernels().ema(x, out, float(alpha))
+    x, alpha, out = arrays.series(x, alpha)
+    _kernels().ema(x, out, alpha)
     return out
 
 
 @PARADIGM.implements("ema", name="cython-prange", metrics=_openmp_metrics, settings=THREADS)
 def ema_prange(x, alpha, *, threads=arrays.DEFAULT_THREADS):
     """Chunked scan over OpenMP threads: local EMAs, carries in order, fix-up."""
-    x, out = arrays.series(x)
-    _prange("ema_prange", x, out, float(alpha), threads=threads)
+    x, alpha, out = arrays.series(x, alpha)
+    _prange("ema_prange", x, out, alpha, threads=threads)
     return out
 
 

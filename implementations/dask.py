@@ -6,7 +6,8 @@ scheduler named by the ``scheduler`` setting: the threaded scheduler, a LocalClu
 processes, or a running cluster by its tcp:// address (see factorbench.parallel.schedulers).
 The blocks travel inside the graph, so a task lost with a killed worker is recomputed
 on another one. Inside a block the work is one single-threaded NumPy/SciPy/bottleneck
-call: the paradigm measured here is the chunking and scheduling around it.
+call: the paradigm measured here is the chunking and scheduling around it. Inputs are
+checked and made float64 arrays first (lists and other array-likes included).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import shutil
 
 import numpy as np
 
+from factorbench.impls._support import arrays, scan
+from factorbench.impls.vectorized import sma_cumsum
 from factorbench.parallel import schedulers
 from factorbench.registry import Paradigm, missing_modules
 
@@ -121,9 +124,9 @@ def _implements(kernel: str):
 
 
 def _block_means(block, window):
-    import bottleneck
-
-    return bottleneck.move_mean(block, window, min_count=window)[window - 1:]
+    # The vectorized cumulative sum, which counts NaN and infinities per window
+    # (bottleneck.move_mean makes every window after an infinity NaN).
+    return sma_cumsum(block, window)
 
 
 def _sma_graph(chunk, x, window):
@@ -139,47 +142,31 @@ def _sma_graph(chunk, x, window):
 
 @_implements("sma")
 def sma(x, window, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
-    """da.map_overlap with depth window-1 after each block, bottleneck.move_mean per block."""
+    """da.map_overlap with depth window-1 after each block, a centred cumulative sum per block."""
+    x, window = arrays.window_input(x, window)
     return _execute("sma", _sma_graph, (x, window), scheduler, chunk_size)
 
 
-def _local_ema(block, alpha):
-    """The recurrence over one block from a zero state."""
-    from scipy.signal import lfilter
-
-    return lfilter([alpha], [1.0, alpha - 1.0], block)
+def _local_ema(block, alpha, first):
+    """The recurrence over one block from a zero state (block 0: from x[0], final)."""
+    return scan.local_scan(block, alpha, first)
 
 
 def _last_value(block):
     return float(block[-1])
 
 
-def _carries(last_values, alpha, first, lengths):
-    """The EMA value entering each block: the previous block's local end plus its own
-    carry decayed over that block's length; block 0 enters with x[0]."""
-    decays = (1.0 - alpha) ** np.asarray(lengths, dtype=np.float64)
-    carries = np.empty(len(lengths))
-    carries[0] = first
-    for k in range(1, len(lengths)):
-        carries[k] = last_values[k - 1] + decays[k - 1] * carries[k - 1]
-    return carries
-
-
-def _decay_reach(alpha, length):
-    """Leading elements of a block that a finite carry still changes: past these,
-    (1-alpha)**j is exactly 0.0 in float64."""
-    if alpha >= 1.0:
-        return 0
-    steps = (math.log(np.finfo(np.float64).smallest_subnormal) - 1.0) / math.log1p(-alpha)
-    return length if steps >= length else int(steps) + 1
+def _carries(last_values, alpha, lengths):
+    """The EMA value entering each block: 0.0 for block 0 (already final), then the
+    previous block's true end, chained through the local ends."""
+    return [0.0, *scan.carries(last_values, list(lengths), alpha)]
 
 
 def _add_carry(local, carries, k, alpha):
-    carry = float(carries[k])
+    if k == 0:
+        return local
     out = local.copy()  # dask may hand the same block to other tasks: never write into it
-    # NaN or inf carries must reach the whole block (NaN * 0.0 is NaN), as in the recurrence.
-    reach = len(out) if not math.isfinite(carry) else _decay_reach(alpha, len(out))
-    out[:reach] += carry * np.power(1.0 - alpha, np.arange(1, reach + 1, dtype=np.float64))
+    scan.add_carry(out, alpha, float(carries[k]))
     return out
 
 
@@ -190,9 +177,10 @@ def _ema_graph(chunk, x, alpha):
     source = _vector(x, chunk)
     blocks = source.chunks[0]
     # A scan is no blockwise pattern: the graph is spelled out task by task.
-    local = [dask.delayed(_local_ema, pure=True)(block, alpha) for block in source.to_delayed().ravel()]
+    local = [dask.delayed(_local_ema, pure=True)(block, alpha, k == 0)
+             for k, block in enumerate(source.to_delayed().ravel())]
     ends = [dask.delayed(_last_value, pure=True)(block) for block in local]
-    carries = dask.delayed(_carries, pure=True)(ends, alpha, float(x[0]), blocks)
+    carries = dask.delayed(_carries, pure=True)(ends, alpha, blocks)
     out = [da.from_delayed(dask.delayed(_add_carry, pure=True)(block, carries, k, alpha), (length,), np.float64)
            for k, (block, length) in enumerate(zip(local, blocks))]
     return da.concatenate(out), source
@@ -201,6 +189,7 @@ def _ema_graph(chunk, x, alpha):
 @_implements("ema")
 def ema(x, alpha, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """Chunked scan: local EMA per block (lfilter), carries combined across blocks, fix-up."""
+    x, alpha = arrays.alpha_input(x, alpha)
     return _execute("ema", _ema_graph, (x, alpha), scheduler, chunk_size)
 
 
@@ -212,6 +201,7 @@ def _row_sums_graph(chunk, m):
 @_implements("row_sums")
 def row_sums(m, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """Row blocks, each summed along its rows."""
+    m = arrays.matrix(m)
     return _execute("row_sums", _row_sums_graph, (m,), scheduler, chunk_size)
 
 
@@ -225,6 +215,7 @@ def _trig_graph(chunk, a, b):
 @_implements("trig")
 def trig(a, b, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """da.sin(a)**2 + da.cos(b)**2 on row blocks (fused into one task per block)."""
+    a, b = arrays.pair(a, b)
     return _execute("trig", _trig_graph, (a, b), scheduler, chunk_size)
 
 
@@ -236,4 +227,5 @@ def _gram_colsum_graph(chunk, x):
 @_implements("gram_colsum")
 def gram_colsum(x, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
     """The article's x.T.dot(x).sum(axis=0) on row blocks: one cols x cols product per block, summed."""
+    x = arrays.matrix(x, "x")
     return _execute("gram_colsum", _gram_colsum_graph, (x,), scheduler, chunk_size)

@@ -42,11 +42,14 @@ from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
 
+from factorbench.impls._support import arrays as rules
+from factorbench.impls._support import scan
 from factorbench.impls.vectorized import gram_colsum, row_sums, sma_cumsum, trig
 from factorbench.parallel import pools
 from factorbench.registry import Paradigm
 
 SEGMENT_PREFIX = "psm_fb"
+SHM_DIR = "/dev/shm"
 """Segment names are psm_fb<creator pid>_<random>, so a leaked one names its process."""
 
 
@@ -79,6 +82,14 @@ class Block:
 
 
 def _new_segment(nbytes: int) -> SharedMemory:
+    # /dev/shm is a tmpfs: a segment larger than its free space is created all the same,
+    # and touching the pages past the end kills the process with SIGBUS.
+    with contextlib.suppress(OSError):
+        shm = os.statvfs(SHM_DIR)
+        free = shm.f_bavail * shm.f_frsize
+        if nbytes > free:
+            raise MemoryError(f"shared memory: {nbytes:,} bytes needed, {free:,} free in {SHM_DIR} "
+                              "(a container's default is 64 MB: run it with --shm-size)")
     while True:
         name = f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         try:
@@ -289,10 +300,7 @@ def _sma_into(x, out, start, stop, window):
 
 def _ema_scan(x, alpha, first):
     """EMA of one chunk started from 0 (from x[0] for the first chunk): the local scan."""
-    from scipy.signal import lfilter
-
-    initial = (1.0 - alpha) * x[0] if first else 0.0
-    return lfilter([alpha], [1.0, alpha - 1.0], x, zi=np.array([initial]))[0]
+    return scan.local_scan(x, alpha, first)
 
 
 def _ema_scan_into(x, out, start, stop, alpha):
@@ -300,29 +308,13 @@ def _ema_scan_into(x, out, start, stop, alpha):
     return float(out[stop - 1])
 
 
-def _add_carry(scan, alpha, carry):
-    """Turn a chunk's local scan into the true EMA, given the true value just before it.
-
-    Position k of the chunk keeps carry * (1 - alpha) ** k. Past the k where that power
-    underflows to 0 the term adds exactly 0, so only that prefix is touched; a NaN carry
-    reaches the chunk's end, as NaN does in the recurrence.
-    """
-    reach = 0 if alpha == 1.0 else math.ceil(math.log(math.ulp(0.0)) / math.log1p(-alpha)) + 2
-    length = scan.size if math.isnan(carry) else min(scan.size, reach)
-    scan[:length] += carry * np.power(1.0 - alpha, np.arange(1, length + 1, dtype=np.float64))
-
-
 def _ema_fix_into(out, start, stop, alpha, carry):
-    _add_carry(out[start:stop], alpha, carry)
+    scan.add_carry(out[start:stop], alpha, carry)
 
 
 def _ema_carries(chunk_ends: list[float], bounds, alpha) -> list[float]:
     """The true EMA just before each chunk after the first, chained through the chunk ends."""
-    carries, previous = [], chunk_ends[0]
-    for end, (start, stop) in zip(chunk_ends[1:], bounds[1:]):
-        carries.append(previous)
-        previous = end + (1.0 - alpha) ** (stop - start) * previous
-    return carries
+    return scan.carries(chunk_ends, [stop - start for start, stop in bounds], alpha)
 
 
 def _row_sums_into(m, out, start, stop):
@@ -339,9 +331,10 @@ def _trig_into(a, b, out, start, stop):
     for low in range(start, stop, TRIG_BLOCK):
         high = min(low + TRIG_BLOCK, stop)
         block, temp = out[low:high], cos_b[:high - low]
-        np.sin(a[low:high], out=block)
+        with np.errstate(invalid="ignore"):  # sin(inf) is NaN, as it should be
+            np.sin(a[low:high], out=block)
+            np.cos(b[low:high], out=temp)
         np.square(block, out=block)
-        np.cos(b[low:high], out=temp)
         np.square(temp, out=temp)
         block += temp
 
@@ -385,7 +378,7 @@ def _result(record: CallRecord, block: Block, *inputs: Block) -> np.ndarray:
 @_shared("sma")
 def sma_shm(x, window, *, processes=None):
     """Output ranges split over workers, each reading window - 1 values of halo."""
-    x = np.asarray(x, dtype=np.float64)
+    x, window = rules.window_input(x, window)
     count = x.size - window + 1
     with _call(processes, "shared memory") as (executor, record):
         (x_block,) = _inputs(record, (x, "C"))
@@ -398,7 +391,7 @@ def sma_shm(x, window, *, processes=None):
 @_shared("ema")
 def ema_shm(x, alpha, *, processes=None):
     """Local scans in parallel, carries chained in the runner, decayed carries added in parallel."""
-    x = np.asarray(x, dtype=np.float64)
+    x, alpha = rules.alpha_input(x, alpha)
     with _call(processes, "shared memory") as (executor, record):
         bounds = _bounds(x.size, record.pool.processes)
         (x_block,) = _inputs(record, (x, "C"))
@@ -414,6 +407,7 @@ def ema_shm(x, alpha, *, processes=None):
 @_shared("row_sums")
 def row_sums_shm(m, *, processes=None):
     """Row blocks over workers; the input keeps its C or F layout in shared memory."""
+    m = rules.matrix(m)
     with _call(processes, "shared memory") as (executor, record):
         (m_block,) = _inputs(record, (m, _order(m)))
         out = _resident.output((m.shape[0],))
@@ -424,8 +418,7 @@ def row_sums_shm(m, *, processes=None):
 @_shared("trig")
 def trig_shm(a, b, *, processes=None):
     """Flat element ranges over workers, evaluated block by block into the output segment."""
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    a, b = rules.pair(a, b)
     order = "F" if _order(a) == _order(b) == "F" else "C"
     with _call(processes, "shared memory") as (executor, record):
         a_block, b_block = _inputs(record, (a, order), (b, order))
@@ -437,6 +430,7 @@ def trig_shm(a, b, *, processes=None):
 @_shared("gram_colsum")
 def gram_colsum_shm(x, *, processes=None):
     """Row blocks over workers, each writing its partial column sums; the runner adds them."""
+    x = rules.matrix(x, "x")
     with _call(processes, "shared memory") as (executor, record):
         bounds = _bounds(x.shape[0], record.pool.processes)
         (x_block,) = _inputs(record, (x, "C"))
@@ -455,7 +449,7 @@ def _naive(kernel: str):
 @_naive("sma")
 def sma_naive(x, window, *, processes=None):
     """executor.map over input chunks with their halo; the chunks and results are pickled."""
-    x = np.asarray(x, dtype=np.float64)
+    x, window = rules.window_input(x, window)
     with _call(processes, "pickle") as (executor, record):
         bounds = _bounds(x.size - window + 1, record.pool.processes)
         chunks = [x[start:stop + window - 1] for start, stop in bounds]
@@ -465,21 +459,22 @@ def sma_naive(x, window, *, processes=None):
 @_naive("ema")
 def ema_naive(x, alpha, *, processes=None):
     """executor.map of the local scans; carries and their decay applied in the runner."""
-    x = np.asarray(x, dtype=np.float64)
+    x, alpha = rules.alpha_input(x, alpha)
     with _call(processes, "pickle") as (executor, record):
         bounds = _bounds(x.size, record.pool.processes)
         chunks = [x[start:stop] for start, stop in bounds]
         scans = _map(executor, record, _ema_scan, chunks, [alpha] * len(chunks),
                      [index == 0 for index in range(len(chunks))])
     carries = _ema_carries([float(scan[-1]) for scan in scans], bounds, alpha)
-    for scan, carry in zip(scans[1:], carries):
-        _add_carry(scan, alpha, carry)
+    for chunk, carry in zip(scans[1:], carries):
+        scan.add_carry(chunk, alpha, carry)
     return np.concatenate(scans)
 
 
 @_naive("row_sums")
 def row_sums_naive(m, *, processes=None):
     """executor.map over row blocks."""
+    m = rules.matrix(m)
     with _call(processes, "pickle") as (executor, record):
         blocks = [m[start:stop] for start, stop in _bounds(m.shape[0], record.pool.processes)]
         return np.concatenate(_map(executor, record, row_sums, blocks))
@@ -488,6 +483,7 @@ def row_sums_naive(m, *, processes=None):
 @_naive("trig")
 def trig_naive(a, b, *, processes=None):
     """executor.map over row blocks of both inputs."""
+    a, b = rules.pair(a, b)
     with _call(processes, "pickle") as (executor, record):
         bounds = _bounds(a.shape[0], record.pool.processes)
         results = _map(executor, record, trig, [a[start:stop] for start, stop in bounds],
@@ -498,6 +494,7 @@ def trig_naive(a, b, *, processes=None):
 @_naive("gram_colsum")
 def gram_colsum_naive(x, *, processes=None):
     """executor.map over row blocks; partial column sums come back and are added."""
+    x = rules.matrix(x, "x")
     with _call(processes, "pickle") as (executor, record):
         blocks = [x[start:stop] for start, stop in _bounds(x.shape[0], record.pool.processes)]
         return np.sum(_map(executor, record, gram_colsum, blocks), axis=0)

@@ -34,8 +34,8 @@ def sma(x, window):
 @PARADIGM.implements("ema", metrics=_compile_metrics("ema"))
 def ema(x, alpha):
     """The recurrence as a compiled loop."""
-    x, out = arrays.series(x)
-    _kernels().ema(x, out, float(alpha))
+    x, alpha, out = arrays.series(x, alpha)
+    _kernels().ema(x, out, alpha)
     return out
 
 

@@ -61,9 +61,9 @@ def sma(x, window, *, threads=arrays.DEFAULT_THREADS):
 @PARADIGM.implements("ema", metrics=_metrics("ema_parallel"), settings=THREADS)
 def ema(x, alpha, *, threads=arrays.DEFAULT_THREADS):
     """Chunked scan: local EMAs in parallel, carries in order, fix-up in parallel."""
-    x, out = arrays.series(x)
+    x, alpha, out = arrays.series(x, alpha)
     with _numba_threads(threads):
-        _kernels().ema_parallel(x, out, float(alpha), min(threads, len(x)))
+        _kernels().ema_parallel(x, out, alpha, min(threads, len(x)))
     return out
 
 

@@ -33,6 +33,13 @@ PRODUCTION_TILE = 256 * 11
 RUNNER_LABEL = "runner: trig in the simulator is gated, then skipped as untimed"
 
 
+def with_values(x, values):
+    x = x.copy()
+    for index, value in values.items():
+        x[index] = value
+    return x
+
+
 def with_nans(x, positions):
     x = x.copy()
     x[list(positions)] = np.nan
@@ -65,6 +72,11 @@ def cases():
     yield "sma NaN last", "sma", (with_nans(walk[:120], [119]), 10), "small"
     yield "sma NaNs close", "sma", (with_nans(walk[:120], [30, 33, 90]), 5), "small"
     yield "sma strided view", "sma", (walk[:400:2], 13), "small"
+    yield "sma +inf, windows after finite", "sma", (with_values(walk[:120], {30: np.inf}), 5), "small"
+    yield "sma +inf and -inf in one window", "sma", (with_values(walk[:120], {30: np.inf, 32: -np.inf}), 5), "small"
+    yield "ema +inf carried past underflow", "ema", (with_values(walk[:SPAN + 100], {3: np.inf}), 0.9), "small"
+    yield "ema -inf then +inf", "ema", (with_values(walk[:SPAN + 100], {30: -np.inf, SPAN + 7: np.inf}), 0.9), "small"
+    yield "ema +inf, alpha=1", "ema", (with_values(walk[:100], {30: np.inf}), 1.0), "small"
 
     m = price_walk(rng, (37, 29))
     yield "row_sums 1x1", "row_sums", (m[:1, :1].copy(),), "small"

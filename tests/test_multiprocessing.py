@@ -151,9 +151,16 @@ def test_an_exception_in_a_worker_reaches_the_caller_and_unlinks():
     x = np.linspace(100.0, 101.0, 10_000)
     impl(x, 0.1, processes=2)
     pids = pools.pool(2).pids
-    # alpha is first used inside the workers' scans: a bad one fails there, not in the caller.
-    with pytest.raises(TypeError) as raised:
-        impl(x, None, processes=2)
+    with pytest.raises(ValueError, match="alpha must be a number"):
+        impl(x, None, processes=2)  # refused in the caller, before any segment exists
+    # A task that fails inside a worker (the chunk scan given no alpha), through the same
+    # call, segment and task plumbing as the implementations.
+    from factorbench.impls import multiprocessing as paradigm
+
+    with pytest.raises(TypeError) as raised, paradigm._call(2, "shared memory") as (executor, record):
+        (x_block,) = paradigm._inputs(record, (x, "C"))
+        out = paradigm._resident.output((x.size,))
+        paradigm._run(executor, record, paradigm._tasks(paradigm._ema_scan_into, (x_block, out), [(0, x.size, None)]))
     assert "_ema_scan" in str(raised.value.__cause__)  # the workers' traceback, sent back
     assert len(segments()) == 2  # x and the output stay resident for the next call
     np.testing.assert_allclose(impl(x, 0.1, processes=2), fb.kernel("ema").reference(x, 0.1), rtol=1e-12)

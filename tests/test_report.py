@@ -235,7 +235,8 @@ def test_comparison_marks_significant_changes(measured, tmp_path):
     assert rows[(case, faster["implementation"])]["mark"] == "-"
     unchanged = [r for r in rows.values() if r["label"] not in (slower["implementation"], faster["implementation"])]
     assert all(r["mark"] == "" for r in unchanged)
-    assert all(r["ratio"] == pytest.approx(1.0) for r in unchanged if r["before"] not in ("SKIPPED", "WRONG"))
+    # a row that did not fit the time budget on a busy machine has no ratio to compare
+    assert all(r["ratio"] == pytest.approx(1.0) for r in unchanged if r["before"] not in ("SKIPPED", "WRONG", "TIMEOUT"))
     out = tmp_path / "cmp.html"
     assert main(["report", str(path), str(after_path), "-o", str(out)]) == 0
     text = out.read_text()

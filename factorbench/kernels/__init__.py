@@ -7,6 +7,7 @@ name, so adding a kernel is adding a file. Implementations of a kernel live in
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +19,26 @@ from factorbench.discovery import choose, discover
 
 Params = Mapping[str, Any]
 CheckInput = tuple[str, tuple]
+
+
+@dataclass(frozen=True)
+class InputClass:
+    """A kind of input real data contains, with the behaviour the kernel promises on it.
+
+    The kernel's reference implements exactly ``semantics``; the correctness matrix
+    (factorbench.measure.matrix) runs every implementation on ``cases`` and compares. Where
+    the reference raises ValueError on every case (empty input, wrong dimensions), the
+    promise is that same ValueError, message included, from every implementation."""
+
+    name: str
+    short: str
+    """Column header of the CLI matrix (a few characters)."""
+    semantics: str
+    cases: Callable[[np.random.Generator], Iterable[CheckInput]]
+    rtol: float | None = None
+    atol: float | None = None
+    """Tolerances of this class where the kernel's own would not test the promise (e.g. an
+    absolute tolerance on 1e12-level data, where a relative one hides lost digits)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,9 @@ class Kernel:
     """Parameters every run sweeps (e.g. memory order), so each paradigm meets each value."""
     trial: Mapping[str, Any] = field(default_factory=dict)
     """Small parameters for estimating a slow implementation's cost per element."""
+    classes: tuple[InputClass, ...] = ()
+    """Input classes beyond the check inputs, profiled by the correctness matrix but not
+    deciding whether an implementation is timed."""
 
 
 def price_walk(rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray:
@@ -71,6 +95,50 @@ def require_int(params: Params, key: str, low: int, high: int | None = None) -> 
     return int(value)
 
 
+def vector(x, name: str = "x") -> np.ndarray:
+    """``x`` (any array-like, any real dtype) as a float64 vector of at least one value,
+    or a ValueError saying what is wrong: the one input rule of every vector kernel."""
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty: at least one value is needed")
+    return real(x, name)
+
+
+def matrix(m, name: str = "m") -> np.ndarray:
+    """``m`` as a float64 matrix with at least one row and one column (the same rule for
+    matrices); its memory order is kept."""
+    m = np.asarray(m)
+    if m.ndim != 2:
+        raise ValueError(f"{name} must be two-dimensional, got shape {m.shape}")
+    if m.size == 0:
+        raise ValueError(f"{name} is empty: at least one row and one column are needed, got shape {m.shape}")
+    return real(m, name)
+
+
+def real(array: np.ndarray, name: str) -> np.ndarray:
+    """float64 view or copy of an integer, float or bool array (order kept); other dtypes
+    (strings, objects, complex) are refused rather than guessed at."""
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return np.asarray(array, dtype=np.float64, order="K")
+
+
+def check_window(window, n: int) -> int:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
+        raise ValueError(f"window must be an integer, got {window!r}")
+    if not 1 <= window <= n:
+        raise ValueError(f"window must be between 1 and len(x) = {n}, got {window}")
+    return int(window)
+
+
+def check_alpha(alpha) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 < float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be a number with 0 < alpha <= 1, got {alpha!r}")
+    return float(alpha)
+
+
 @cache
 def _kernels() -> dict[str, Kernel]:
     return discover(__name__, "KERNEL")
@@ -82,3 +150,22 @@ def kernels() -> list[str]:
 
 def kernel(name: str) -> Kernel:
     return choose(_kernels(), name, "kernel")
+
+
+def with_values(x: np.ndarray, values: Mapping[int, float]) -> np.ndarray:
+    """A copy of ``x`` with ``x[i] = value`` for each item of ``values`` (flat indices)."""
+    x = x.copy()
+    for index, value in values.items():
+        x.flat[index] = value
+    return x
+
+
+def read_only(x: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    x.flags.writeable = False
+    return x
+
+
+def large_level(rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray:
+    """1e12 plus moves of about 1: a running sum over this keeps few of the moves' digits."""
+    return 1e12 + np.cumsum(rng.normal(0.0, 1.0, int(np.prod(size)))).reshape(size)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+from factorbench.measure import cgroups
+
 
 def check(cpus: list[int]) -> None:
     """Raise ValueError unless every CPU in ``cpus`` is one this process may run on."""
@@ -16,7 +18,7 @@ def check(cpus: list[int]) -> None:
     outside = sorted(set(cpus) - allowed)
     if outside:
         raise ValueError(f"--cpus: CPU(s) {', '.join(map(str, outside))} not available to this process; "
-                         f"choose from {', '.join(map(str, sorted(allowed)))}")
+                         f"choose from {', '.join(map(str, sorted(allowed)))}{cgroups.container_hint()}")
 
 
 @contextlib.contextmanager

@@ -34,8 +34,17 @@ def compare(expected: np.ndarray, actual, rtol: float, atol: float) -> tuple[boo
     expected_nan, actual_nan = np.isnan(expected), np.isnan(actual)
     if not np.array_equal(expected_nan, actual_nan):
         where = int(np.flatnonzero((expected_nan != actual_nan).ravel())[0])
-        return False, float("inf"), f"NaN pattern differs first at flat index {where}"
-    finite = ~expected_nan
+        return False, float("inf"), (f"NaN pattern differs first at flat index {where}: "
+                                     f"{float(actual.ravel()[where])!r} vs reference {float(expected.ravel()[where])!r}")
+    # An infinity must be matched exactly (its difference with itself is NaN, not 0).
+    expected_inf = np.isinf(expected)
+    if expected_inf.any() or np.isinf(actual).any():
+        unequal = (np.isinf(actual) | expected_inf) & (actual != expected)
+        if unequal.any():
+            where = int(np.flatnonzero(unequal.ravel())[0])
+            return False, float("inf"), (f"infinity differs first at flat index {where}: "
+                                         f"{float(actual.ravel()[where])!r} vs reference {float(expected.ravel()[where])!r}")
+    finite = ~expected_nan & ~expected_inf
     if not finite.any():
         return True, 0.0, ""
     diff = np.abs(actual[finite] - expected[finite])

@@ -12,6 +12,8 @@ from pathlib import Path
 import psutil
 from threadpoolctl import threadpool_info
 
+from factorbench.measure import cgroups
+
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                    "NUMEXPR_MAX_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
                    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -60,6 +62,8 @@ def describe() -> dict:
         "physical_cores": psutil.cpu_count(logical=False),
         "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_bytes": memory.total,
+        # what a container (or any cgroup) allows this process: CPU set, CPU quota, memory
+        "limits": cgroups.limits(),
         "os": platform.platform(),
         "hostname": platform.node(),
         "python": sys.version.split()[0],

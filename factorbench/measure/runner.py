@@ -21,6 +21,7 @@ from factorbench.kernels import kernel as get_kernel
 from factorbench.kernels import kernels as kernel_names
 from factorbench.measure import affinity, floors, machine, sizing, threads
 from factorbench.measure.check import CheckResult, check
+from factorbench.measure.matrix import Profile, profile
 from factorbench.measure.timer import measure
 from factorbench.registry import Implementation, artifacts_in, implementations
 from factorbench.results.schema import Measurement, document, write
@@ -196,6 +197,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     measurements: list[Measurement] = []
     sections: list[dict] = []
     checks: dict[tuple, CheckResult] = {}
+    profiles: dict[tuple, Profile] = {}
     chosen_workloads = selected_workloads(options)
     total = len(todo) + len(chosen_workloads)
     if todo:
@@ -205,7 +207,8 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick), thread_counts=tuple(counts))
 
     def save():
-        doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections)
+        doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections,
+                       correctness=[p.to_json() for p in profiles.values()])
         if json_path:
             write(json_path, doc)
         return doc
@@ -224,13 +227,16 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         for done, (spec, params, impl, settings) in enumerate(todo):
             if progress:
                 progress(f"{spec.name} {impl.name} {format_settings(settings)}", done, total)
+            check_key = (spec.name, impl.name, json.dumps(settings, sort_keys=True))
             if not impl.available:
+                profiles.setdefault(check_key, profile(impl, options.seed, settings))
                 skip(spec, params, impl, settings, "skipped", impl.reason)
                 save()
                 continue
-            check_key = (spec.name, impl.name, json.dumps(settings, sort_keys=True))
             if check_key not in checks:
                 checks[check_key] = check(impl, options.seed, settings)
+                # Every input class, for the report; only the check above decides timing.
+                profiles[check_key] = profile(impl, options.seed, settings, core=checks[check_key])
             check_result = checks[check_key]
             if not check_result.ok:
                 skip(spec, params, impl, settings, "failed" if check_result.raised else "wrong", check_result.message,

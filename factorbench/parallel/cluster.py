@@ -153,7 +153,10 @@ def start(workers: int = 2, nthreads: int = 1, memory_limit: str = "auto", port:
                   "--dashboard-address", f"127.0.0.1:{DEFAULT_DASHBOARD_PORT}"])]
     commands += [(f"worker-{i}", logs / f"worker-{i}.log",
                   [*dask_cli, "worker", address, "--host", "127.0.0.1", "--name", f"worker-{i}",
-                   "--nthreads", str(nthreads), "--memory-limit", str(memory_limit), "--no-dashboard"])
+                   "--nthreads", str(nthreads), "--memory-limit", str(memory_limit), "--no-dashboard",
+                   # the worker's HTTP server (/health, /metrics) runs even with --no-dashboard,
+                   # and on 0.0.0.0 unless told otherwise
+                   "--dashboard-address", "127.0.0.1:0"])
                  for i in range(1, workers + 1)]
     launched: list[tuple[str, Path, subprocess.Popen]] = []
     entries: list[dict] = []

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from threadpoolctl import threadpool_info, threadpool_limits
 
 STARTUP_TIMEOUT_S = 60.0
+WORKER_THREADS_ENV = "FACTORBENCH_WORKER_BLAS_THREADS"
+"""BLAS/OpenMP threads per worker (default 1). Set above 1 only to see oversubscription:
+scripts/blas_threads.sh does, with processes x threads beyond the CPUs."""
 PRELOAD = ["__main__", "numpy", "scipy.signal", "factorbench.impls.multiprocessing"]
 """Imported once in the fork server rather than in every worker (missing ones are skipped)."""
 
@@ -86,6 +89,13 @@ def shutdown(processes: int | None = None, wait: bool = True) -> None:
 atexit.register(shutdown)
 
 
+def worker_threads() -> int:
+    text = os.environ.get(WORKER_THREADS_ENV, "1")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{WORKER_THREADS_ENV} must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def _start(processes: int, cpus: tuple[int, ...]) -> Pool:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
@@ -96,7 +106,7 @@ def _start(processes: int, cpus: tuple[int, ...]) -> Pool:
     barrier_holder = [context.Barrier(processes)]
     started = time.perf_counter()
     executor = ProcessPoolExecutor(processes, mp_context=context, initializer=_init_worker,
-                                   initargs=(barrier_holder, cpus))
+                                   initargs=(barrier_holder, cpus, worker_threads()))
     try:
         futures = [executor.submit(_report_started) for _ in range(processes)]
         workers = [future.result(timeout=STARTUP_TIMEOUT_S) for future in futures]
@@ -109,7 +119,7 @@ def _start(processes: int, cpus: tuple[int, ...]) -> Pool:
     return Pool(executor, processes, cpus, time.perf_counter() - started, workers)
 
 
-def _init_worker(barrier_holder: list, cpus: tuple[int, ...]) -> None:
+def _init_worker(barrier_holder: list, cpus: tuple[int, ...], blas_threads: int) -> None:
     global _startup_barrier
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # An orphaned worker would wait on its task queue forever, and keep the fork server and
@@ -118,7 +128,7 @@ def _init_worker(barrier_holder: list, cpus: tuple[int, ...]) -> None:
     os.sched_setaffinity(0, cpus)  # the fork server may predate the runner's --cpus pinning
     import scipy.signal  # noqa: F401  load SciPy's own BLAS now, so the limit below covers it
 
-    threadpool_limits(limits=1)
+    threadpool_limits(limits=blas_threads)
     _startup_barrier = barrier_holder[0]
 
 

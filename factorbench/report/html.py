@@ -283,6 +283,19 @@ def _cpu_list(cores) -> str:
     return ",".join(f"{low}-{high}" if high != low else f"{low}" for low, high in ranges)
 
 
+def _container(limits) -> str:
+    """Where the run ran and what its cgroup allowed: engine, CPU set, CPU quota, memory."""
+    if not isinstance(limits, dict):
+        return "not recorded"
+    quota = limits.get("cpu_quota")
+    memory = limits.get("memory_limit_bytes")
+    allowed = (f"cgroup CPU set {_cpu_list(limits.get('cpuset'))}, "
+               + (f"CPU quota {quota:g} CPUs" if fmt.is_number(quota) else "no CPU quota") + ", "
+               + (f"memory limit {fmt.size(memory)}" if fmt.is_number(memory) else "no memory limit"))
+    engine = limits.get("container")
+    return f"{engine} container; {allowed}" if engine else f"none; {allowed}"
+
+
 def _machine_view(doc: dict) -> dict:
     m, options = doc["machine"], doc["options"]
     bandwidth = m.get("bandwidth") or {}
@@ -302,6 +315,7 @@ def _machine_view(doc: dict) -> dict:
         ("OS", m.get("os", "unknown")),
         ("Python", f"{m.get('python', '?')} ({m.get('python_implementation', '?')})"),
         ("CPU affinity", pinning),
+        ("container", _container(m.get("limits"))),
         ("threads", ", ".join(f"{k}={v}" for k, v in threads.items()) or "defaults"),
         ("thread env", ", ".join(f"{k}={v}" for k, v in (m.get("thread_env") or {}).items()) or "none set"),
         ("memory bandwidth", f"copy {bandwidth['copy_GBps']:.1f} GB/s, read {bandwidth['read_GBps']:.1f} GB/s "
@@ -339,6 +353,37 @@ def _summary_rows(case_views: list[dict], cases: list[analysis.Case]) -> list[di
     return rows
 
 
+def _correctness_views(doc: dict) -> list[dict]:
+    """Per kernel: the correctness matrix of the run (implementations x input classes) and,
+    in plain text, what each failing cell returned or raised."""
+    by_kernel: dict[str, list[dict]] = defaultdict(list)
+    for profile in doc.get("correctness") or []:
+        by_kernel[profile["kernel"]].append(profile)
+    views = []
+    for kernel, profiles in by_kernel.items():
+        classes = list(dict.fromkeys(cell["input_class"] for p in profiles for cell in p["cells"]))
+        rows, failures = [], []
+        for p in profiles:
+            label = p["implementation"] + "".join(f" {k}={v}" for k, v in (p.get("settings") or {}).items())
+            cells = {cell["input_class"]: cell for cell in p["cells"]}
+            marks = []
+            for name in classes:
+                cell = cells.get(name)
+                outcome = "unavailable" if p.get("reason") else cell["outcome"] if cell else ""
+                marks.append({"outcome": outcome, "mark": {"pass": "✓", "wrong": "✗", "raises": "!"}.get(outcome, "–")})
+                if cell and cell["outcome"] in ("wrong", "raises"):
+                    detail = cell["reason"]
+                    if cell.get("first_bad_index") is not None:
+                        detail += f" (first bad output index {cell['first_bad_index']})"
+                    failures.append({"label": label, "ours": p.get("ours", True), "input_class": name,
+                                     "case": cell.get("case") or "", "outcome": cell["outcome"], "detail": detail})
+            rows.append({"label": label, "paradigm": p["paradigm"], "ours": p.get("ours", True),
+                         "reason": p.get("reason") or "", "marks": marks})
+        views.append({"id": _slug("correctness", kernel), "kernel": kernel, "classes": classes, "rows": rows,
+                      "failures": failures, "ours_failing": sum(1 for f in failures if f["ours"])})
+    return views
+
+
 def render(doc: dict, source: str = "") -> str:
     """The HTML report of one (validated) results document."""
     measured = run_floors(doc)
@@ -352,6 +397,7 @@ def render(doc: dict, source: str = "") -> str:
     return _environment().get_template("report.html.j2").render(
         title="factorbench report", source=source, machine=_machine_view(doc),
         summary=_summary_rows(case_views, cases), cases=case_views, scaling=_scaling_views(doc, colours),
+        correctness=_correctness_views(doc),
         workloads=[_workload_view(s) for s in doc.get("workloads") or []],
         statuses=dict(statuses), legend=sorted(set(colours) & {r["paradigm"] for r in doc["results"]}),
         colours=colours, generated=_now())

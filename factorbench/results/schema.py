@@ -78,12 +78,40 @@ class WorkloadSection(msgspec.Struct):
     notes: list[str] = []
 
 
+class MatrixCell(msgspec.Struct, kw_only=True):
+    """One implementation on one input class of the correctness matrix."""
+
+    input_class: str
+    outcome: Literal["pass", "wrong", "raises", "unavailable"]
+    case: str = ""
+    reason: str = ""
+    max_error: float | Literal["inf"] | None = None
+    first_bad_index: int | None = None
+    exception: str | None = None
+    message: str | None = None
+
+
+class MatrixProfile(msgspec.Struct, kw_only=True):
+    """An implementation (with its settings) profiled on every input class of its kernel."""
+
+    kernel: str
+    implementation: str
+    paradigm: str
+    settings: dict[str, Any] = {}
+    ours: bool = True
+    """False for the library baselines, whose deviations are findings rather than failures."""
+    reason: str = ""
+    cells: list[MatrixCell] = []
+
+
 class ResultsFile(msgspec.Struct):
     schema_version: int
     machine: dict[str, Any]
     options: dict[str, Any]
     results: list[Measurement]
     workloads: list[WorkloadSection] = []
+    correctness: list[MatrixProfile] = []
+    """The correctness matrix of every implementation the run checked (absent in older files)."""
 
 
 def json_schema() -> dict:
@@ -163,4 +191,5 @@ def load(path: str | os.PathLike) -> dict:
     # The validated document is returned as plain JSON data: fields a newer writer or a
     # workload adds beyond the schema are kept, not dropped.
     doc.setdefault("workloads", [])
+    doc.setdefault("correctness", [])
     return doc

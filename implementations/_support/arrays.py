@@ -1,18 +1,39 @@
-"""Input layouts for the compiled paradigms (Cython, Numba).
+"""Input rules and layouts shared by the paradigms.
 
-Compiled kernels are written for contiguous float64 data, one layout each, so that a
-JIT compiles one signature per kernel (its whole cost lands in the gate's cold call)
-and loops walk memory in order. These helpers hand them a contiguous view when one
-exists and copy only inputs that have none (strided views).
+Every implementation starts from one of the checks here, so each refuses a bad input
+with the same ValueError as the kernel's reference (the rules are the kernel package's:
+factorbench.kernels.vector, matrix, check_window, check_alpha) and accepts what the
+reference accepts: lists and other array-likes, integer, bool and float32 values
+(computed in float64), read-only arrays and views.
+
+Compiled kernels (Cython, Numba) are written for contiguous float64 data, one layout
+each, so that a JIT compiles one signature per kernel (its whole cost lands in the gate's
+cold call) and loops walk memory in order. The layout helpers hand them a contiguous
+view when one exists and copy only inputs that have none (strided views).
 """
 
 import os
 
 import numpy as np
 
+from factorbench.kernels import check_alpha, check_window
+from factorbench.kernels import matrix as matrix
+from factorbench.kernels import vector as checked_vector
+from factorbench.kernels.trig import pair as pair
+
 DEFAULT_THREADS = int(os.environ.get("NUMBA_NUM_THREADS", 0)) or len(os.sched_getaffinity(0))
 """Threads a parallel implementation uses when the run names none: the CPUs this process
 may use (Numba's own default, which NUMBA_NUM_THREADS overrides)."""
+
+def window_input(x, window) -> tuple[np.ndarray, int]:
+    """(float64 vector, window) for a moving-window kernel, checked."""
+    x = checked_vector(x)
+    return x, check_window(window, len(x))
+
+
+def alpha_input(x, alpha) -> tuple[np.ndarray, float]:
+    """(float64 vector, alpha) for a recurrence, checked."""
+    return checked_vector(x), check_alpha(alpha)
 
 
 def vector(x) -> np.ndarray:
@@ -23,12 +44,11 @@ def vector(x) -> np.ndarray:
 def rows_or_columns(m) -> tuple[np.ndarray, bool, np.ndarray]:
     """(C-contiguous 2-D array, transposed, output) for a row-sum kernel: an F-ordered m
     comes as its transpose (a view), whose columns the kernel sums; a strided m is copied."""
-    if m.ndim != 2:
-        raise ValueError(f"m must be a matrix, got shape {m.shape}")
+    m = matrix(m)
     out = np.empty(m.shape[0])
-    if m.dtype == np.float64 and m.flags.f_contiguous and not m.flags.c_contiguous:
+    if m.flags.f_contiguous and not m.flags.c_contiguous:
         return m.T, True, out
-    return np.ascontiguousarray(m, dtype=np.float64), False, out
+    return np.ascontiguousarray(m), False, out
 
 
 def elementwise(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -37,12 +57,11 @@ def elementwise(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     When both inputs share the C or F layout their flat views are used and the output
     takes that layout too; otherwise both are copied to C order.
     """
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    a, b = pair(a, b)
     order = "C"
-    if all(v.dtype == np.float64 and v.flags.f_contiguous and not v.flags.c_contiguous for v in (a, b)):
+    if all(v.flags.f_contiguous and not v.flags.c_contiguous for v in (a, b)):
         order = "F"
-    a, b = (np.asarray(v, dtype=np.float64, order=order) for v in (a, b))
+    a, b = (np.asarray(v, order=order) for v in (a, b))
     out = np.empty(a.shape, order=order)
     return a.ravel(order="K"), b.ravel(order="K"), out, out.ravel(order="K")
 
@@ -50,18 +69,11 @@ def elementwise(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def moving_window(x, window) -> tuple[np.ndarray, int, np.ndarray]:
     """(contiguous x, window, output) for a moving-window kernel; checked here because
     compiled loops do not check their indices."""
-    x = vector(x)
-    if x.ndim != 1:
-        raise ValueError(f"x must be one-dimensional, got shape {x.shape}")
-    window = int(window)
-    if not 1 <= window <= len(x):
-        raise ValueError(f"window must be between 1 and len(x) = {len(x)}, got {window}")
-    return x, window, np.empty(len(x) - window + 1)
+    x, window = window_input(x, window)
+    return vector(x), window, np.empty(len(x) - window + 1)
 
 
-def series(x) -> tuple[np.ndarray, np.ndarray]:
-    """(contiguous x, output) for a recurrence over a non-empty vector."""
-    x = vector(x)
-    if x.ndim != 1 or len(x) == 0:
-        raise ValueError(f"x must be a non-empty vector, got shape {x.shape}")
-    return x, np.empty(len(x))
+def series(x, alpha) -> tuple[np.ndarray, float, np.ndarray]:
+    """(contiguous x, alpha, output) for a recurrence over a non-empty vector."""
+    x, alpha = alpha_input(x, alpha)
+    return vector(x), alpha, np.empty(len(x))

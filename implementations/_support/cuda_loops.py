@@ -29,7 +29,17 @@ warnings.filterwarnings("ignore", message="Grid size", category=NumbaPerformance
 
 
 @cuda.jit(device=True)
-def block_scan(sa, sb, t, width):
+def apply(a, y, b, keeps):
+    """a * y + b: a later map applied to y. While alpha < 1 (``keeps``) a later map's a is
+    a power of (1 - alpha), which may underflow to 0 but is never 0 in the recurrence:
+    an infinite y stays infinite instead of becoming 0 * inf = NaN."""
+    if keeps and math.isinf(y):
+        return y + b
+    return a * y + b
+
+
+@cuda.jit(device=True)
+def block_scan(sa, sb, t, width, keeps):
     """Inclusive Hillis-Steele scan of the ``width`` maps (sa[i], sb[i]) in shared memory:
     afterwards slot t holds maps 0..t composed."""
     offset = 1
@@ -41,7 +51,7 @@ def block_scan(sa, sb, t, width):
             pb = sb[t - offset]
         cuda.syncthreads()
         if t >= offset:
-            sb[t] = sa[t] * pb + sb[t]
+            sb[t] = apply(sa[t], pb, sb[t], keeps)
             sa[t] = sa[t] * pa
         cuda.syncthreads()
         offset *= 2
@@ -75,7 +85,7 @@ def scan_tile(x, alpha, tile, sa, sb):
     sa[t] = a
     sb[t] = b
     cuda.syncthreads()
-    block_scan(sa, sb, t, THREADS)
+    block_scan(sa, sb, t, THREADS, alpha < 1.0)
 
 @cuda.jit
 def ema_tile_maps(x, alpha, map_a, map_b):
@@ -88,7 +98,7 @@ def ema_tile_maps(x, alpha, map_a, map_b):
         map_b[cuda.blockIdx.x] = sb[THREADS - 1]
 
 @cuda.jit
-def ema_tile_carries(map_a, map_b, carry):
+def ema_tile_carries(map_a, map_b, carry, alpha):
     """One block of CARRY_THREADS: carry[k] = the EMA just before tile k. Each thread
     composes a segment of consecutive tile maps, the block scans the segment maps, and
     each thread walks its segment again from the value before it. Tile 0's map is
@@ -102,19 +112,20 @@ def ema_tile_carries(map_a, map_b, carry):
     last = min(first + segment, tiles)
     a = 1.0
     b = 0.0
+    keeps = alpha < 1.0
     for k in range(first, last):
-        b = map_a[k] * b + map_b[k]
+        b = apply(map_a[k], b, map_b[k], keeps)
         a = map_a[k] * a
     sa[t] = a
     sb[t] = b
     cuda.syncthreads()
-    block_scan(sa, sb, t, CARRY_THREADS)
+    block_scan(sa, sb, t, CARRY_THREADS, keeps)
     y = 0.0
     if t > 0:
         y = sb[t - 1]  # maps of the segments before, applied to y = 0
     for k in range(first, last):
         carry[k] = y
-        y = map_a[k] * y + map_b[k]
+        y = apply(map_a[k], y, map_b[k], keeps)
 
 
 @cuda.jit
@@ -128,7 +139,7 @@ def ema_tile_outputs(x, alpha, carry, out):
     n = x.shape[0]
     y = carry[cuda.blockIdx.x]
     if t > 0:
-        y = sa[t - 1] * y + sb[t - 1]
+        y = apply(sa[t - 1], y, sb[t - 1], alpha < 1.0)
     decay = 1.0 - alpha
     for j in range(ITEMS):  # each thread rewrites only its own slots
         i = start + t * ITEMS + j
@@ -145,36 +156,63 @@ def ema_tile_outputs(x, alpha, carry, out):
         if i < n:
             out[i] = tile[j * THREADS + t]
 
+@cuda.jit(device=True)
+def window_mean(total, nans, plus, minus, window):
+    """The window's mean from its finite sum and its counts of NaN, +inf and -inf."""
+    if nans > 0 or (plus > 0 and minus > 0):
+        return math.nan
+    if plus > 0:
+        return math.inf
+    if minus > 0:
+        return -math.inf
+    return total / window
+
+
 @cuda.jit
 def sma_runs(x, window, run, out):
     """Each thread: ``run`` consecutive outputs, the first window summed directly, then
-    slid one element at a time. NaNs are counted, never summed, so a window is NaN
-    exactly when it holds one and the running sum recovers once the NaN leaves."""
+    slid one element at a time. NaN and infinities are counted, never summed (inf - inf
+    in a running sum would spoil every later window), so a window is NaN or infinite
+    exactly when it holds one and the running sum recovers once it leaves."""
     first = cuda.grid(1) * run
     outputs = out.shape[0]
     if first >= outputs:
         return
     total = 0.0
     nans = 0
+    plus = 0
+    minus = 0
     for i in range(first, first + window):
         value = x[i]
         if math.isnan(value):
             nans += 1
+        elif value == math.inf:
+            plus += 1
+        elif value == -math.inf:
+            minus += 1
         else:
             total += value
-    out[first] = math.nan if nans > 0 else total / window
+    out[first] = window_mean(total, nans, plus, minus, window)
     for k in range(first + 1, min(first + run, outputs)):
         entering = x[k + window - 1]
         leaving = x[k - 1]
         if math.isnan(entering):
             nans += 1
+        elif entering == math.inf:
+            plus += 1
+        elif entering == -math.inf:
+            minus += 1
         else:
             total += entering
         if math.isnan(leaving):
             nans -= 1
+        elif leaving == math.inf:
+            plus -= 1
+        elif leaving == -math.inf:
+            minus -= 1
         else:
             total -= leaving
-        out[k] = math.nan if nans > 0 else total / window
+        out[k] = window_mean(total, nans, plus, minus, window)
 
 @cuda.jit
 def dots_along(m, w, weighted, out):
