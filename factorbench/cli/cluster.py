@@ -31,6 +31,7 @@ def command(args) -> int:
         raise UsageError(f"cluster {args.action}: {reason} (pip install 'factorbench[dask]')")
     from factorbench.parallel import cluster
 
+    info: dict | None
     try:
         if args.action == "start":
             info = cluster.start(workers=args.workers, nthreads=args.nthreads, memory_limit=args.memory_limit,

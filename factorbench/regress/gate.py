@@ -381,7 +381,8 @@ def run_callgrind(repo: Path, base: str, head: str, regex: re.Pattern | None, th
             site = build_commit(repo, commit, cache, console)
             console.print(f"[dim]counting instructions at {commit[:10]} under callgrind[/dim]")
             measured.append(count_instructions(repo, site, helper, regex, Path(tmp) / commit))
-    return compare_counts(*measured, threshold_pct)
+    before, after = measured
+    return compare_counts(before, after, threshold_pct)
 
 
 # ---------------------------------------------------------------- entry point

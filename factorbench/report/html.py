@@ -391,7 +391,7 @@ def render(doc: dict, source: str = "") -> str:
     summaries = _summaries()
     cases = analysis.cases(doc)
     case_views = [_case_view(case, measured, colours, summaries) for case in cases]
-    statuses = defaultdict(int)
+    statuses: defaultdict[str, int] = defaultdict(int)
     for result in doc["results"]:
         statuses[result["status"]] += 1
     return _environment().get_template("report.html.j2").render(
@@ -410,7 +410,7 @@ def _now() -> str:
 def render_comparison(before: dict, after: dict, names: tuple[str, str], factor: float = COMPARE_FACTOR,
                       alpha: float = COMPARE_ALPHA) -> str:
     rows = compare_rows(before, after, factor, alpha)
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for row in rows:
         counts[row["mark"]] += 1
     for row in rows:

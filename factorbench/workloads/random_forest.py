@@ -147,7 +147,7 @@ def run(options) -> dict:
     params, why = resolve_params(options)
     data = make_data(params, options.seed)
     jobs = max(options.threads) if options.threads else (len(os.sched_getaffinity(0))
-                                                          if hasattr(os, "sched_getaffinity") else os.cpu_count())
+                                                          if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     cpu = fit_sklearn(data, params, options.seed, jobs)
     reason = gpu_reason()
     if reason:

@@ -26,13 +26,14 @@ import os
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from factorbench.workloads import Workload
 from factorbench.workloads.ticks import data
 from factorbench.workloads.ticks.engines import ENGINES
 from factorbench.workloads.ticks.factors import FactorSpec
 
-CHECK_DATA = {"rows": 20_000, "symbols": 40, "files": 3}
+CHECK_DATA: dict[str, Any] = {"rows": 20_000, "symbols": 40, "files": 3}
 """Small enough for the loop reference, big enough for every edge: symbols with < 5 kept
 ticks, with 5..24 (momentum but no z-score), busy 1-s buckets, timestamp ties."""
 CHECK_BATCH = 997
@@ -97,8 +98,8 @@ def main_data(chosen: dict, seed: int):
                                   files=chosen["ticks_files"], seed=seed)
         yield files, str(directory)
         return
-    with tempfile.TemporaryDirectory(prefix="factorbench-ticks-") as directory:
-        yield data.generate(directory, rows=chosen["ticks_rows"], symbols=chosen["ticks_symbols"],
+    with tempfile.TemporaryDirectory(prefix="factorbench-ticks-") as temporary:
+        yield data.generate(temporary, rows=chosen["ticks_rows"], symbols=chosen["ticks_symbols"],
                             files=chosen["ticks_files"], seed=seed), "temporary (removed)"
 
 

@@ -150,6 +150,7 @@ def generate(out: str | Path, *, rows: int = DEFAULT_ROWS, symbols: int = DEFAUL
                         writer.close()
                     file_index += 1
                     writer = pq.ParquetWriter(paths[file_index], schema)
+                assert writer is not None, "the first file opens at row 0 (bounds[0] == 0)"
                 cut = min(block_stop, bounds[file_index + 1])
                 writer.write_table(table.slice(row - block_start, cut - row))
                 row = cut
@@ -159,7 +160,8 @@ def generate(out: str | Path, *, rows: int = DEFAULT_ROWS, symbols: int = DEFAUL
         for path in paths:  # no half-written data set left behind
             path.unlink(missing_ok=True)
         raise
-    writer.close()
+    if writer is not None:
+        writer.close()
     return paths
 
 
