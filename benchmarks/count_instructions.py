@@ -8,7 +8,9 @@ Started by ``factorbench gate --mode callgrind`` as
 with the commit under test first on PYTHONPATH. Everything else (imports, the
 correctness check, building inputs, a warm-up call) runs uninstrumented; the helper's
 client requests switch instrumentation on around the call and dump its count under a
-label, which suite.json maps back to the benchmark. Thread pools are limited to one
+label, which suite.json maps back to the benchmark. Implementations whose paradigm says
+their counts do not reproduce (process pools, Dask clusters, GPUs) are not called: they
+are listed as uncountable, judged by wall time only. Thread pools are limited to one
 thread: valgrind serialises threads, and spinning workers would make counts vary.
 """
 
@@ -44,6 +46,11 @@ def main(argv=None) -> int:
                 # named and selected as asv names the benchmark's small-size run
                 name = f"kernels.{case.name}.time_call({', '.join(map(repr, (size, *variants)))})"
                 if selected is not None and not selected.search(name):
+                    continue
+                # a paradigm's own word on whether its counts reproduce (older commits have none)
+                uncountable = getattr(case.impl, "uncountable_reason", lambda settings: None)(case.settings)
+                if uncountable:
+                    found[name] = {"status": "uncountable", "reason": uncountable}
                     continue
                 try:
                     inputs = suite.prepare(case, size, *variants)

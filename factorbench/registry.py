@@ -97,6 +97,11 @@ class Implementation:
         """Why results here prove correctness but their times would mean nothing (a simulator)."""
         return self.paradigm_obj.untimed_reason if self.paradigm_obj else None
 
+    def uncountable_reason(self, settings: dict | None = None) -> str | None:
+        """Why an instruction count of one call with these settings would not reproduce
+        (work in other processes or on a device, a coordinator polling them), or None."""
+        return self.paradigm_obj.uncountable_reason(settings or {}) if self.paradigm_obj else None
+
     def __call__(self, *args, **kwargs):
         if not self.available:
             raise RuntimeError(f"{self.kernel}/{self.name} is unavailable: {self.reason}")
@@ -112,15 +117,22 @@ class Paradigm:
 
     def __init__(self, name: str, summary: str, *, rank: int, requires: Iterable[str] = (),
                  probe: Callable[[], str | None] | None = None,
-                 untimed: Callable[[], str | None] | None = None):
+                 untimed: Callable[[], str | None] | None = None,
+                 countable: bool | Callable[[dict], bool] = True, uncountable_why: str = ""):
         """``untimed`` returns why the runner should gate but not time the paradigm here
-        (e.g. a GPU paradigm running in a CPU simulator), or None."""
+        (e.g. a GPU paradigm running in a CPU simulator), or None.
+
+        ``countable`` says whether callgrind counts of one call reproduce (False, or a
+        function of the implementation's settings); ``uncountable_why`` says why not. The
+        regression gate judges the others by wall time only."""
         self.name = name
         self.summary = summary
         self.rank = rank
         self.requires = tuple(requires)
         self._probe = probe
         self._untimed = untimed
+        self._countable = countable
+        self._uncountable_why = uncountable_why
         self.implementations: list[Implementation] = []
 
     @cached_property
@@ -136,6 +148,10 @@ class Paradigm:
     @cached_property
     def untimed_reason(self) -> str | None:
         return self._untimed() if self._untimed is not None and self.reason is None else None
+
+    def uncountable_reason(self, settings: dict) -> str | None:
+        countable = self._countable(settings) if callable(self._countable) else self._countable
+        return None if countable else (self._uncountable_why or f"{self.name}: counts do not reproduce")
 
     def implements(self, kernel: str, *, name: str | None = None, requires: Iterable[str] = (),
                    probe: Callable[[], str | None] | None = None,

@@ -59,7 +59,8 @@ def _untimed() -> str | None:
 
 
 PARADIGM = Paradigm("cuda", "hand-written CUDA kernels through Numba (numba-cuda); EMA as a parallel scan",
-                    rank=70, probe=_probe, untimed=_untimed)
+                    rank=70, probe=_probe, untimed=_untimed, countable=False,
+                    uncountable_why="GPU: the work runs on the device, the host's count follows how long it takes")
 
 
 class _Backend:

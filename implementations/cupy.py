@@ -159,7 +159,8 @@ def _probe() -> str | None:
 
 
 PARADIGM = Paradigm("cupy", "CuPy arrays and ops on the GPU, small CUDA C kernels where needed",
-                    rank=75, probe=_probe)
+                    rank=75, probe=_probe, countable=False,
+                    uncountable_why="GPU: the work runs on the device, the host's count follows how long it takes")
 
 
 class _Backend:

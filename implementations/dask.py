@@ -24,7 +24,11 @@ from factorbench.parallel import schedulers
 from factorbench.registry import Paradigm, missing_modules
 
 PARADIGM = Paradigm("dask", "chunked task graphs on Dask's threaded scheduler, a LocalCluster or a cluster "
-                    "by address", rank=70, requires=["dask"])
+                    "by address", rank=70, requires=["dask"],
+                    # the threaded scheduler computes in this process; a cluster's client polls its workers
+                    countable=lambda settings: settings.get("scheduler", schedulers.THREADS) == schedulers.THREADS,
+                    uncountable_why="Dask cluster: the work runs in worker processes and the client's "
+                                    "count follows how long they take")
 SETTINGS = {"scheduler": (schedulers.THREADS, schedulers.LOCAL_CLUSTER),
             "chunk_size": (schedulers.AUTO_CHUNK,)}
 GRAPH_IMAGE_MAX_TASKS = 400

@@ -64,7 +64,9 @@ def _probe() -> str | None:
 
 
 PARADIGM = Paradigm("multiprocessing", "process pool; inputs in shared memory vs pickled chunks",
-                    rank=60, probe=_probe)
+                    rank=60, probe=_probe, countable=False,
+                    uncountable_why="process pool: the work runs in worker processes and the parent's "
+                                    "count follows how long they take")
 PROCESSES = {"processes": (1, 2)}
 
 

@@ -9,11 +9,17 @@ calls ``factorbench gate`` exactly as CI does, A/A and injected alternately so t
 machine's load falls on both; an A/A run passes when the gate exits 0, an injected run
 is caught when the gate exits 1 naming only the injected implementation's benchmarks.
 The clone (with its asv environments and builds) is deleted at the end unless --keep.
+With --busy, every second pair of runs has a CPU-heavy Python loop running beside the
+gate (on the other core of a 2-core machine), as a CI runner's neighbour would; with
+--bench . the whole suite is gated:
+
+    python scripts/validate_gate.py --mode callgrind --runs 4 --busy --bench .
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -27,8 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 TARGET_FILE = "implementations/vectorized.py"
-TARGET_LINE = "    centred = np.where(nan, 0.0, x - anchor)\n"
-INJECTED = TARGET_LINE + "    np.cumsum(np.where(nan, 0.0, x - anchor))  # injected: redoes part of the work\n"
+TARGET_LINE = "    centred = np.where(finite, x - anchor, 0.0)\n"
+INJECTED = TARGET_LINE + "    np.cumsum(np.where(finite, x - anchor, 0.0))  # injected: redoes part of the work\n"
 TARGET_BENCHMARK = re.compile(r"^kernels\.sma__vectorized_cumsum\.")
 DEFAULT_BENCH = r"sma__(vectorized|bottleneck)"
 
@@ -58,6 +64,23 @@ def make_clone(source: Path, where: Path) -> tuple[Path, dict[str, str]]:
     return clone, {"base": base, "A/A": same, "injected": injected}
 
 
+BUSY_LOOP = "import time\nwhile True:\n    sum(i * i for i in range(10_000))\n"
+
+
+@contextlib.contextmanager
+def cpu_heavy_neighbour(active: bool):
+    """A busy Python loop beside the gate while the block runs, ended by its pid."""
+    if not active:
+        yield None
+        return
+    neighbour = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    try:
+        yield neighbour.pid
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+
+
 def run_gate(clone: Path, base: str, head: str, mode: str, bench: str, extra: list[str]) -> dict:
     verdict = clone / "verdict.json"
     verdict.unlink(missing_ok=True)
@@ -71,7 +94,10 @@ def run_gate(clone: Path, base: str, head: str, mode: str, bench: str, extra: li
     result = json.loads(verdict.read_text())
     return {"exit": done.returncode, "seconds": round(elapsed, 1), "regressions": result["regressions"],
             "ratios": {row["benchmark"]: row["ratio"] for row in result["rows"]},
-            "unconfirmed": [row["benchmark"] for row in result["rows"] if row["status"] == "unconfirmed"]}
+            "unconfirmed": [row["benchmark"] for row in result["rows"] if row["status"] == "unconfirmed"],
+            "noisy": {row["benchmark"]: row["note"] for row in result["rows"] if row["status"] == "noisy"},
+            "wall_time_only": sum(row["status"] == "wall-time only" for row in result["rows"]),
+            "compared": len(result["rows"])}
 
 
 def main(argv=None) -> int:
@@ -81,6 +107,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bench", default=DEFAULT_BENCH, help=f"benchmarks to gate (default {DEFAULT_BENCH!r})")
     parser.add_argument("--out", default=".asv/gate-validation.json", help="where to write every run's outcome")
     parser.add_argument("--keep", action="store_true", help="keep the clone (its path is printed)")
+    parser.add_argument("--busy", action="store_true",
+                        help="run every second A/A + injected pair beside a CPU-heavy process")
     args = parser.parse_args(argv)
 
     source = Path(git(Path.cwd(), "rev-parse", "--show-toplevel"))
@@ -96,8 +124,11 @@ def main(argv=None) -> int:
         for mode in ("wall", "callgrind") if args.mode == "both" else (args.mode,):
             runs = []
             for index in range(args.runs):
+                busy = args.busy and index % 2 == 1
                 for kind in ("A/A", "injected"):
-                    run = run_gate(clone, commits["base"], commits[kind], mode, args.bench, [])
+                    with cpu_heavy_neighbour(busy):
+                        run = run_gate(clone, commits["base"], commits[kind], mode, args.bench, [])
+                    run["busy_neighbour"] = busy
                     flagged = run["regressions"]
                     if kind == "A/A":
                         run["ok"] = run["exit"] == 0
@@ -106,7 +137,9 @@ def main(argv=None) -> int:
                                      and all(TARGET_BENCHMARK.match(name) for name in flagged))
                     run.update(kind=kind, index=index + 1)
                     runs.append(run)
-                    console.print(f"{mode} {kind} run {index + 1}: exit {run['exit']}, {run['seconds']} s, "
+                    console.print(f"{mode} {kind} run {index + 1}{' (busy neighbour)' if busy else ''}: "
+                                  f"exit {run['exit']}, {run['seconds']} s, {run['compared']} compared "
+                                  f"({run['wall_time_only']} wall-time only, {len(run['noisy'])} noisy), "
                                   f"flagged {flagged or 'nothing'}"
                                   + (f", unconfirmed {run['unconfirmed']}" if run["unconfirmed"] else "")
                                   + ("" if run["ok"] else "  [red]<- wrong verdict[/red]"))

@@ -158,7 +158,7 @@ def test_suite_has_a_time_benchmark_for_every_registry_case():
         assert memory_heavy == suite.is_memory_heavy(case.spec)
         assert (f"kernels.{case.name}.track_peak_allocated" in names) == memory_heavy
         if case.impl.paradigm != "loop":
-            assert f"kernels.{case.name}.track_speedup_vs_loop" in names
+            assert f"kernels.{case.name}.track_time_vs_loop" in names
     assert any(name.endswith(".track_numexpr_threads") for name in names)  # from numexpr's metrics()
 
 

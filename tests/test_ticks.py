@@ -266,8 +266,10 @@ def test_workload_quick_section(tmp_path, monkeypatch):
     section = run_workload("ticks", options)
     assert section["status"] == "ok", section.get("traceback")
     labels = [row["label"] for row in section["rows"]]
-    assert labels[0] == "pandas" and labels[1].startswith("stream incremental")
-    assert labels[2].startswith("stream recompute")
+    assert labels[:3] == ["pandas", "read only (pyarrow)", "read only (polars)"]
+    assert labels[3].startswith("stream incremental") and labels[4].startswith("stream recompute")
+    fastest_read = min(row["wall_s"] for row in section["rows"][1:3])
+    assert section["rows"][0]["x_read"] == pytest.approx(section["rows"][0]["wall_s"] / fastest_read)
     for row in section["rows"][:1]:
         assert row["status"] == "ok" and row["ticks"] == 12_000
         assert row["ticks_per_s"] == pytest.approx(12_000 / row["wall_s"])
@@ -318,7 +320,48 @@ def test_workload_without_numba_skips_its_engine_and_streams_in_python(monkeypat
                                  "ticks_engines": "numba", "ticks_recompute_samples": 2})
     section = run_workload("ticks", options)
     assert section["status"] == "ok", section.get("traceback")
-    engine_row, incremental_row, recompute_row = section["rows"]
+    engine_row, _, _, incremental_row, recompute_row = section["rows"]  # the two read-only rows between
     assert engine_row["status"] == "skipped" and engine_row["reason"] == "not_a_module_xyz is not installed"
     assert incremental_row["label"] == "stream incremental (python)" and incremental_row["status"] == "ok"
     assert recompute_row["label"].startswith("stream recompute (numpy")
+
+
+# Numba engine by stages -----------------------------------------------------------------
+
+def test_stages_equal_reference_in_any_row_order(small, tmp_path):
+    """Rows out of (timestamp, seq) order within a symbol are re-sorted; the stages are all timed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files, expected = small
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    shuffled = table.take(np.random.default_rng(1).permutation(len(table)))
+    pq.write_table(shuffled.slice(0, 7000), tmp_path / "a.parquet")
+    pq.write_table(shuffled.slice(7000), tmp_path / "b.parquet")
+    stages: dict = {}
+    result = columnar.compute_files([tmp_path / "a.parquet", tmp_path / "b.parquet"], FactorSpec(), stages)
+    ok, _, message = compare(result.to_frame(), expected)
+    assert ok, message
+    assert set(stages) == set(columnar.STAGES) and all(seconds >= 0 for seconds in stages.values())
+
+
+def test_bucket_rank_equals_sort_based_rank_dense_and_sparse():
+    rng = np.random.default_rng(2)
+    values = rng.choice([np.nan, 0.5, 1.0, 1.5, 2.0], 5000)  # ties and NaN in most buckets
+    dense = np.sort(rng.integers(0, 50, 5000)) * 1_000
+    sparse = rng.integers(0, 10**12, 5000) * 1_000  # counting sort over this range would not pay
+    for timestamp in (dense, sparse):
+        expected = columnar.bucket_pct_rank(timestamp // 1_000, values)
+        np.testing.assert_array_equal(columnar.bucket_rank(timestamp, values, 1_000), expected)
+
+
+def test_group_by_symbol_skips_symbols_without_kept_ticks(small):
+    files, expected = small
+    chunks = columnar.read_chunks(files)
+    grouped = columnar.group_by_symbol(chunks, 1000)
+    kept_symbols = set(expected["symbol"])
+    empty = [name for name in chunks.names if name not in kept_symbols]
+    assert empty, "the data set has symbols whose ticks are all filtered out"
+    sizes = np.diff(grouped.starts)
+    assert all(sizes[np.searchsorted(chunks.names, name)] == 0 for name in empty)
+    assert len(grouped.seq) == len(expected)

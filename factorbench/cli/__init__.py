@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from factorbench.cli import check, cluster, data, gate, listing, profile, report, run
+from factorbench.cli import bisect, check, cluster, data, env, gate, listing, profile, report, run
 from factorbench.cli.console import errors
 from factorbench.cli.parser import Parser, UsageError
 from factorbench.results.schema import ResultsError
 
-COMMANDS = (listing, check, run, report, profile, data, cluster, gate)
+COMMANDS = (listing, check, run, report, profile, data, cluster, env, gate, bisect)
 
 
 def build_parser() -> Parser:

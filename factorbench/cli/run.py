@@ -23,7 +23,7 @@ from factorbench.cli.tables import print_gpu, print_tables, print_workloads
 
 
 def add_parser(sub) -> None:
-    run = sub.add_parser("run", help="gate, time and tabulate implementations")
+    run = sub.add_parser("run", help="check, time and tabulate implementations and workloads")
     run.add_argument("--kernel", action="append", default=[], metavar="K", help="kernel (repeatable)")
     run.add_argument("--paradigm", action="append", default=[], metavar="P", help="paradigm (repeatable)")
     run.add_argument("--implementation", action="append", default=[], metavar="NAME",
@@ -57,6 +57,8 @@ def add_parser(sub) -> None:
                      help="Dask block size in elements, or auto (two blocks per worker thread; default)")
     run.add_argument("--seed", type=int, default=0, help="input generator seed")
     run.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help=f"results file (default {DEFAULT_JSON})")
+    run.add_argument("--wide", action="store_true",
+                     help="every column in the tables (default: only from 160 columns; all are in the JSON)")
     run.add_argument("--report", metavar="PATH", help="also write the HTML report to PATH")
     run.add_argument("--profile", action="store_true",
                      help="after timing, profile every passing implementation (CPU and memory flame graphs, "
@@ -109,7 +111,7 @@ def command(args) -> int:
         except KeyboardInterrupt:
             errors.print(f"interrupted: results measured so far are in {args.json}")
             return 130
-    print_tables(doc)
+    print_tables(doc, wide=True if args.wide else None)
     print_gpu(doc)
     print_workloads(doc)
     console.print(f"results: {args.json}")

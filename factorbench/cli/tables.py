@@ -28,38 +28,99 @@ def print_floors(measured: dict) -> None:
                       f"fresh output {fmt.time(floor['fresh_s'])} ({floor['fresh_GBps']:.1f} GB/s)")
 
 
-def print_tables(doc: dict) -> None:
+WIDE_COLUMNS = 160
+"""From this console width up, run tables show every column; below it the compact set."""
+
+
+def vs_best_baseline(row: analysis.Row) -> str:
+    """Speed-up against the fastest baseline row (loop, vectorised or library) of the case."""
+    values = [value for value in row.speedup.values() if value is not None]
+    return fmt.ratio(min(values)) if values else "-"
+
+
+def median_spread(result: dict) -> str:
+    """'1.23 ms ±4%': the median and its IQR as a fraction of it."""
+    if not fmt.is_number(result.get("iqr")) or not result["median"]:
+        return fmt.time(result["median"])
+    return f"{fmt.time(result['median'])} ±{fmt.pct(result['iqr'] / result['median'])}"
+
+
+def print_tables(doc: dict, wide: bool | None = None) -> None:
+    """One table per kernel case. ``wide`` (default: the console is WIDE_COLUMNS or more)
+    shows every column; compact keeps the implementation in full, the median with its
+    spread, the speed-up vs the best baseline, % of floor and a short note, and lists
+    longer notes under the table, so an 80-column CI log stays readable."""
     if not doc["results"]:
         return
+    wide = console.width >= WIDE_COLUMNS if wide is None else wide
     measured = doc["machine"].get("bandwidth") or {}
     for case in analysis.cases(doc):
         spec = get_kernel(case.kernel)
         table = Table(title=escape(case.title), caption=escape(spec.signature), title_justify="left")
-        extra_columns = {name: cell for name, cell in fmt.PROCESS_COLUMNS.items()
-                         if any(cell(row) for row in case.ranked)}
-        for column in ("implementation", "paradigm", "median", "IQR", "elements/s", "vs loop",
-                       "vs best library", "% of floor", "first call", *extra_columns, "note"):
-            table.add_column(column, justify="left" if column in ("implementation", "paradigm", "note")
-                             else "right")
-        for row in case.ranked:
-            result = row.result
-            table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt.time(result["median"]),
-                          fmt.time(result["iqr"]), f"{analysis.elements_per_s(row):.3g}",
-                          fmt.ratio(row.speedup["loop"]), fmt.ratio(row.speedup["library"]),
-                          fmt_floor(result, measured), fmt.time(result.get("cold_call_s")),
-                          *(cell(row) for cell in extra_columns.values()),
-                          escape(result.get("reason") or ""), style="bold green" if row.best else None)
-        for result in case.unranked:
-            table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), result["status"].upper(),
-                          "", "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
-                          style="dim" if result["status"] == "skipped" else "red")
+        if wide:
+            notes = wide_rows(table, case, measured)
+        else:
+            notes = compact_rows(table, case, measured)
         console.print(table)
-    if doc["results"]:
-            console.print("Speed-ups compare time per element, so a row measured at a smaller size "
-                      "(see note) is compared fairly; every implementation allocates its own output. "
-                      "% of floor: the applicable floor's time / median (fresh: output allocated and "
-                      "filled, stream: copy into an existing array; on nT threads).")
-            print_floors(measured)
+        for number, note in enumerate(notes, 1):
+            console.print(f"  [{number}] {escape(note)}", highlight=False)
+    console.print("Speed-ups compare time per element, so a row measured at a smaller size "
+                  "(see note) is compared fairly; every implementation allocates its own output. "
+                  + ("" if wide else "vs best: against the fastest baseline (loop, vectorized, library); ±: IQR / "
+                     "median; --wide or a wider terminal shows every column. ")
+                  + "% of floor: the applicable floor's time / median (fresh: output allocated and "
+                  "filled, stream: copy into an existing array; on nT threads).")
+    print_floors(measured)
+
+
+def compact_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
+    """Fill the compact table; returns the notes, numbered in the note column."""
+    notes: list[str] = []
+
+    def note(text: str, status: str = "") -> str:
+        if not text:
+            return status
+        notes.append(text)
+        return f"{status} [{len(notes)}]".strip()
+
+    table.add_column("implementation", no_wrap=True)
+    for column in ("median", "vs best", "% floor"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("note", no_wrap=True)
+    for row in case.ranked:
+        result = row.result
+        floor = fmt_floor(result, measured).split(" ")[0]
+        table.add_row(escape(analysis.label(result)), median_spread(result), vs_best_baseline(row), floor,
+                      escape(note(result.get("reason") or "", "best" if row.best else "")),
+                      style="bold green" if row.best else None)
+    for result in case.unranked:
+        table.add_row(escape(analysis.label(result)), "", "", "",
+                      escape(note(result.get("reason") or "", result["status"].upper())),
+                      style="dim" if result["status"] == "skipped" else "red")
+    return notes
+
+
+def wide_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
+    """Fill the table with every column; notes stay in their column."""
+    extra_columns = {name: cell for name, cell in fmt.PROCESS_COLUMNS.items()
+                     if any(cell(row) for row in case.ranked)}
+    for column in ("implementation", "paradigm", "median", "IQR", "elements/s", "vs loop",
+                   "vs best library", "% of floor", "first call", *extra_columns, "note"):
+        table.add_column(column, justify="left" if column in ("implementation", "paradigm", "note") else "right",
+                         no_wrap=column == "implementation")
+    for row in case.ranked:
+        result = row.result
+        table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt.time(result["median"]),
+                      fmt.time(result["iqr"]), f"{analysis.elements_per_s(row):.3g}",
+                      fmt.ratio(row.speedup["loop"]), fmt.ratio(row.speedup["library"]),
+                      fmt_floor(result, measured), fmt.time(result.get("cold_call_s")),
+                      *(cell(row) for cell in extra_columns.values()),
+                      escape(result.get("reason") or ""), style="bold green" if row.best else None)
+    for result in case.unranked:
+        table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), result["status"].upper(),
+                      "", "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
+                      style="dim" if result["status"] == "skipped" else "red")
+    return []
 
 
 def print_gpu(doc: dict) -> None:

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from factorbench.measure import floors
 from factorbench.report import plots
-from factorbench.results import analysis, schema
+from factorbench.results import analysis, reproduction, schema
 from factorbench.results import format as fmt
 from factorbench.results.compare import COMPARE_ALPHA, COMPARE_FACTOR, compare_rows
 from factorbench.results.schema import MEMORY_PEAK_KEY
@@ -399,6 +399,7 @@ def render(doc: dict, source: str = "") -> str:
         summary=_summary_rows(case_views, cases), cases=case_views, scaling=_scaling_views(doc, colours),
         correctness=_correctness_views(doc),
         workloads=[_workload_view(s) for s in doc.get("workloads") or []],
+        reproduction=reproduction.claims(doc),
         statuses=dict(statuses), legend=sorted(set(colours) & {r["paradigm"] for r in doc["results"]}),
         colours=colours, generated=_now())
 

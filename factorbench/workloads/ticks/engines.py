@@ -30,6 +30,8 @@ class Engine:
     requires: tuple[str, ...] = ()
     session: Callable[[dict], contextlib.AbstractContextManager] = field(
         default=lambda settings: contextlib.nullcontext())
+    staged: bool = False
+    """``compute(files, spec, stages)`` adds its stages' seconds (columnar.STAGES) to ``stages``."""
 
     @property
     def reason(self) -> str | None:
@@ -160,12 +162,28 @@ ENGINES = {
                      requires=("pyarrow",)),
     "numpy": Engine("numpy", "NumPy over symbol-sorted segments (bottleneck, scipy lfilter)",
                     _arrays_compute("numpy"), _factors_to_frame, requires=("pyarrow",)),
-    "numba": Engine("numba", "Numba loops over symbol-sorted segments", _arrays_compute("numba"),
-                    _factors_to_frame, requires=("pyarrow", "numba")),
+    "numba": Engine("numba", "Numba: counting sort by symbol, loops over segments, counting sort by bucket",
+                    columnar.compute_files, _factors_to_frame, requires=("pyarrow", "numba"), staged=True),
     "dask": Engine("dask", "Dask DataFrame over the Parquet files: shuffle by symbol, then by bucket",
                    _dask_compute, _frame_as_is, requires=("pyarrow", "dask.dataframe"),
                    session=dask_scheduler),
 }
+
+
+# Read only: the floor an end-to-end engine is held against ---------------------------
+
+def _pyarrow_read(files):
+    return columnar.read_table(files)
+
+
+def _polars_read(files):
+    import polars as pl
+
+    return pl.read_parquet([str(f) for f in files], columns=list(INPUT_COLUMNS))
+
+
+READERS = {"pyarrow": (_pyarrow_read, ("pyarrow",)), "polars": (_polars_read, ("polars",))}
+"""Readers of the engines' input columns of the same files, nothing computed."""
 
 
 def engine(name: str) -> Engine:

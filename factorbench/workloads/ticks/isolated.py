@@ -65,12 +65,35 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def _time_calls(call, request: dict) -> list[float]:
+    times: list[float] = []
+    began = time.perf_counter()
+    while True:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+        if len(times) >= request["repeat"] or time.perf_counter() - began >= request["budget_s"]:
+            return times
+
+
+def measure_read(request: dict) -> dict:
+    """Time only reading the input columns of the files with ``request["reader"]``."""
+    from factorbench.workloads.ticks.engines import READERS
+
+    read = READERS[request["reader"]][0]
+    read(request["files"])  # warm: imports, page cache
+    return {"status": "ok", "reason": "", "times": _time_calls(lambda: read(request["files"]), request)}
+
+
 def measure_here(request: dict) -> dict:
     """Check the engine against the reference, then time it until ``repeat`` calls or the budget."""
     import pandas as pd
     import psutil
 
     from factorbench.workloads.ticks.engines import engine
+
+    if "reader" in request:
+        return measure_read(request)
     from factorbench.workloads.ticks.factors import FactorSpec, compare
 
     spec = FactorSpec(**request["spec"])
@@ -86,18 +109,22 @@ def measure_here(request: dict) -> dict:
             return {"status": "wrong", "reason": message, "max_error": max_error, "cold_s": cold_s}
         peak_reset = reset_peak_rss()
         baseline = psutil.Process().memory_info().rss
-        times: list[float] = []
-        began = time.perf_counter()
-        while True:
-            start = time.perf_counter()
-            result = chosen.compute(request["files"], spec)
-            times.append(time.perf_counter() - start)
+        stages: list[dict] = []
+        rows_out = 0
+
+        def call():
+            nonlocal rows_out
+            if chosen.staged:
+                stages.append({})
+                result = chosen.compute(request["files"], spec, stages[-1])
+            else:
+                result = chosen.compute(request["files"], spec)
             rows_out = len(result)
-            del result
-            if len(times) >= request["repeat"] or time.perf_counter() - began >= request["budget_s"]:
-                break
+
+        times = _time_calls(call, request)
     return {"status": "ok", "reason": "", "times": times, "cold_s": cold_s, "max_error": max_error,
-            "baseline_rss": baseline, "peak_rss": peak_rss_bytes(), "peak_reset": peak_reset, "rows_out": rows_out}
+            "baseline_rss": baseline, "peak_rss": peak_rss_bytes(), "peak_reset": peak_reset, "rows_out": rows_out,
+            "stages": stages}
 
 
 def measure(request: dict, *, timeout_s: float, env: dict | None = None) -> dict:
