@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from factorbench.results.schema import MEMORY_PEAK_KEY
 
@@ -105,21 +106,23 @@ def _serving(job: dict):
     command = [sys.executable, "-m", "factorbench.profiling", "serve", json.dumps(job)]
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
+    assert child.stdin and child.stdout and child.stderr, "all three are pipes"
+    stdin, stdout, stderr = child.stdin, child.stdout, child.stderr
     try:
-        ready, _, _ = select.select([child.stdout], [], [], SETUP_TIMEOUT_S)
-        if not ready or child.stdout.readline().strip() != "ready":
+        ready, _, _ = select.select([stdout], [], [], SETUP_TIMEOUT_S)
+        if not ready or stdout.readline().strip() != "ready":
             child.kill()
-            raise ProfileError(f"the profiled child did not start: {_last_line(child.stderr.read())}")
+            raise ProfileError(f"the profiled child did not start: {_last_line(stderr.read())}")
         yield child.pid
     finally:
         if child.poll() is None:
-            child.stdin.close()  # the child stops at end of input and exits normally (pools shut down)
+            stdin.close()  # the child stops at end of input and exits normally (pools shut down)
             try:
                 child.wait(timeout=SETUP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        for stream in (child.stdout, child.stderr):
+        for stream in (stdout, stderr):
             stream.close()
 
 
@@ -136,7 +139,7 @@ def profile(kernel: str, implementation: str, params: dict, out_dir: str | os.Pa
     job = {"kernel": kernel, "implementation": implementation, "params": params, "settings": settings,
            "seed": seed, "seconds": seconds}
     timeout = SETUP_TIMEOUT_S + 10 * seconds
-    outcome = {"dir": str(folder.resolve()), "artifacts": {}, MEMORY_PEAK_KEY: None,
+    outcome: dict[str, Any] = {"dir": str(folder.resolve()), "artifacts": {}, MEMORY_PEAK_KEY: None,
                "errors": dict(unavailable_tools()), "notes": []}
 
     def attempt(tool: str, step: Callable[[], None]) -> None:

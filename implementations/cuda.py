@@ -1,7 +1,7 @@
 """Numba's CUDA target (the maintained numba-cuda package): kernels written by hand.
 
 The EMA is a parallel scan of the affine recurrence y_i = a_i*y_{i-1} + b_i (a_0 = 0,
-b_0 = x_0; a_i = 1-alpha, b_i = alpha*x_i), not the seed's gpu_ema, which reads
+b_0 = x_0; a_i = 1-alpha, b_i = alpha*x_i), not the article's gpu_ema, which reads
 out[i-1] written by another thread of the same launch (a race). Maps y -> a*y + b
 compose associatively, (a2, b2) after (a1, b1) = (a2*a1, a2*b1 + b2), so the scan runs
 in three launches ("reduce, then scan"):

@@ -230,6 +230,6 @@ def _gram_colsum_graph(chunk, x):
 
 @_implements("gram_colsum")
 def gram_colsum(x, *, scheduler=schedulers.THREADS, chunk_size=schedulers.AUTO_CHUNK):
-    """The seed's x.T.dot(x).sum(axis=0) on row blocks: one cols x cols product per block, summed."""
+    """The article's x.T.dot(x).sum(axis=0) on row blocks: one cols x cols product per block, summed."""
     x = arrays.matrix(x, "x")
     return _execute("gram_colsum", _gram_colsum_graph, (x,), scheduler, chunk_size)

@@ -7,12 +7,12 @@ import numpy as np
 from factorbench.impls._support import arrays
 from factorbench.registry import Paradigm
 
-PARADIGM = Paradigm("loop", "pure Python loops over the elements (the seed's ma_loop)", rank=0)
+PARADIGM = Paradigm("loop", "pure Python loops over the elements (the article's ma_loop)", rank=0)
 
 
 @PARADIGM.implements("sma")
 def sma(x, window):
-    """Slice and mean per window, as the seed's ma_loop."""
+    """Slice and mean per window, as the article's ma_loop."""
     x, window = arrays.window_input(x, window)
     result = np.empty(len(x) - window + 1)
     for i in range(len(result)):

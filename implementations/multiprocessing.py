@@ -1,4 +1,4 @@
-"""Process pool over shared memory (seed section 3.1), and the naive pickling pool beside it.
+"""Process pool over shared memory (the article's section 3.1), and the naive pickling pool beside it.
 
 ``multiprocessing-shm``: inputs live in POSIX shared memory across calls, as an engine
 keeps its data resident. The first call with an array copies it into a segment (staging,
@@ -18,7 +18,7 @@ Every segment is unlinked when its array is collected, at exit, when a call is
 interrupted (Ctrl-C) and when a worker dies; if the runner itself is killed outright,
 multiprocessing's resource tracker unlinks what is left.
 
-``multiprocessing-naive``: ``executor.map`` over array chunks (the seed's ``Pool.map``),
+``multiprocessing-naive``: ``executor.map`` over array chunks (the article's ``Pool.map``),
 which pickles every chunk to a worker and every result back.
 
 Both compute each chunk with NumPy, on the long-lived pool of :mod:`factorbench.parallel.pools`;
@@ -214,7 +214,6 @@ class CallRecord:
     """Size of the segments the call used (inputs and output)."""
     staged_bytes: int = 0
     """Bytes copied into shared memory by this call (0 when its inputs were resident)."""
-    staging_s: float = 0.0
     copied_out_bytes: int = 0
 
 

@@ -3,7 +3,7 @@
 Each implementation takes a `threads` setting (`factorbench run --threads 1,2` measures
 each count as its own row); it splits the work into that many chunks and runs them on
 that many Numba threads. The recurrences are parallel scans, not a recurrence inside
-prange (the seed's numba_ema, which is wrong): see numba_loops.ema_parallel.
+prange (the article's numba_ema, which is wrong): see numba_loops.ema_parallel.
 """
 
 import contextlib

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # The GPU checks of the cuda and cupy paradigms and the random_forest workload, in one go,
-# on a machine with an NVIDIA GPU. Written for the H100/H200 machines lent through the
-# `device` tool: their image's python3 already has numpy, scipy, pandas, rich, numba-cuda,
-# CuPy and scikit-learn, and nothing can be downloaded there, so factorbench is installed
-# without dependencies (numexpr and bottleneck are then missing: those CPU paradigms show
-# as unavailable, which these checks do not need). Wheels placed in .whl/ are installed
-# first, e.g. cuML if it can be carried.
+# on a machine with an NVIDIA GPU. Written for offline GPU machines whose python3 already
+# has numpy, scipy, pandas, rich, numba-cuda, CuPy and scikit-learn: nothing can be
+# downloaded there, so factorbench is installed without dependencies (numexpr and
+# bottleneck are then missing: those CPU paradigms show as unavailable, which these checks
+# do not need). Wheels placed in .whl/ are installed first, e.g. cuML if it can be carried.
 #
 #   bash scripts/gpu_check.sh                        # about 5 minutes on an H200
-#   RF_ROWS=1000000 RF_TREES=100 bash scripts/gpu_check.sh   # the seed's forest (long on CPU)
+#   RF_ROWS=1000000 RF_TREES=100 bash scripts/gpu_check.sh   # 1e6 x 50, 100 trees (long on CPU)
 #
 # Output under $OUT (default ./gpu-check): run.log (everything), nvidia-smi.txt,
 # pytest.log, kernels.json and trig.json (factorbench results), forest.json, summary.md.

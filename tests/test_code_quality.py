@@ -38,6 +38,13 @@ def test_ruff_finds_nothing():
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
+def test_mypy_finds_nothing():
+    # the packages and settings come from [tool.mypy] in pyproject.toml
+    done = run(tool("mypy"), "--no-incremental")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "Success: no issues found" in done.stdout
+
+
 def test_implementations_import_only_the_plugin_api_and_parallel_plumbing():
     offending = []
     for path in sorted((ROOT / "implementations").rglob("*.py")):

@@ -23,7 +23,7 @@ def command(args) -> int:
     table.add_column("paradigm", style="bold")
     for kernel in kernel_names():
         table.add_column(kernel, overflow="fold")
-    unavailable = {}
+    unavailable: dict[str, list[str]] = {}
     for paradigm in paradigms():
         cells = []
         for kernel in kernel_names():
@@ -31,7 +31,7 @@ def command(args) -> int:
             for impl in implementations(kernel, paradigm):
                 names.append(("✓ " if impl.available else "✗ ") + impl.name)
                 if not impl.available:
-                    unavailable.setdefault(impl.reason, []).append(f"{kernel}/{impl.name}")
+                    unavailable.setdefault(impl.reason or "", []).append(f"{kernel}/{impl.name}")
             cells.append("\n".join(names) or "[dim]—[/dim]")
         table.add_row(paradigm, *cells)
     console.print(table)

@@ -1,4 +1,4 @@
-"""Column sums of the Gram matrix x.T @ x: the seed's Dask example."""
+"""Column sums of the Gram matrix x.T @ x: the article's Dask example."""
 
 import numpy as np
 

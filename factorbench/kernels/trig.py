@@ -1,4 +1,4 @@
-"""sin(a)**2 + cos(b)**2 elementwise: the seed's numexpr expression."""
+"""sin(a)**2 + cos(b)**2 elementwise: the article's numexpr expression."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Pinning the runner, and the worker processes it starts, to chosen CPUs (seed section 8.2)."""
+"""Pinning the runner, and the worker processes it starts, to chosen CPUs (the article's section 8.2)."""
 
 from __future__ import annotations
 

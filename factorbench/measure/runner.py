@@ -114,11 +114,11 @@ def validate_options(options: RunOptions) -> None:
         chosen = ", ".join([*kernels, *(f"workload {spec.name}" for spec in chosen_workloads)]) or "none"
         raise ValueError(f"parameter(s) {', '.join(unused)} belong to none of the selected kernels "
                          f"or workloads ({chosen})")
-    for spec, params in cases:
+    for kernel_spec, params in cases:
         try:
-            spec.validate(params)
+            kernel_spec.validate(params)
         except (KeyError, ValueError) as exc:
-            raise ValueError(f"{spec.name}: {exc}") from None
+            raise ValueError(f"{kernel_spec.name}: {exc}") from None
 
 
 def plan(options: RunOptions) -> list[tuple[Kernel, dict]]:

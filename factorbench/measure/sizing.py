@@ -29,8 +29,6 @@ class Fit:
     the trial size is too slow."""
     note: str = ""
     """Why the size was reduced (empty when it was not)."""
-    full_call_s: float | None = None
-    """Predicted seconds of one call at the requested size, when it was reduced."""
 
 
 def best_call_s(call: Callable, args: tuple, limit_s: float, calls: int = 3) -> float:
@@ -111,4 +109,4 @@ def fit(spec: Kernel, call: Callable, params: dict, call_limit_s: float, seed: i
             break
     chosen = {**params, size_param: max(size, current[size_param])}
     return Fit(chosen, f"measured at {size_param}={chosen[size_param]:,} to fit the time budget "
-                       f"(one call at full size: ~{full_s:.3g} s, estimated)", full_s)
+                       f"(one call at full size: ~{full_s:.3g} s, estimated)")

@@ -100,7 +100,7 @@ def _terminate(entries: list[dict], timeout: float) -> dict:
     """SIGTERM the recorded processes still alive, SIGKILL what remains after ``timeout``
     (their children too: a worker's nanny owns the worker process). Returns the PIDs
     terminated, killed and already gone."""
-    report = {"terminated": [], "killed": [], "gone": []}
+    report: dict[str, list[int]] = {"terminated": [], "killed": [], "gone": []}
     parents = []
     for entry in entries:
         process = _alive(entry)

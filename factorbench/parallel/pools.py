@@ -133,12 +133,15 @@ def _init_worker(barrier_holder: list, cpus: tuple[int, ...], blas_threads: int)
 
 
 def _exit_with_runner() -> None:
-    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    parent = multiprocessing.parent_process()
+    assert parent is not None, "runs in a pool worker, which has a parent"
+    multiprocessing.connection.wait([parent.sentinel])
     os._exit(1)
 
 
 def _report_started() -> dict:
     global _startup_barrier
+    assert _startup_barrier is not None, "set by the worker's initializer"
     _startup_barrier.wait(timeout=STARTUP_TIMEOUT_S)
     _startup_barrier = None
     return {"pid": os.getpid(), "affinity": sorted(os.sched_getaffinity(0)),

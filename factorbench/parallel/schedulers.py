@@ -25,7 +25,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # dask is imported lazily at run time
+    from distributed import Client
 
 THREADS = "threads"
 LOCAL_CLUSTER = "local-cluster"
@@ -43,7 +47,7 @@ AUTO_BLOCKS_PER_THREAD = 2
 """'auto' chunking: two blocks per worker thread, so a slow block has a partner to
 balance against without paying per-task overhead on many small ones."""
 
-_clients: dict[str, object] = {}
+_clients: dict[str, Client] = {}
 _local_cluster = None
 _overheads: dict[str, float] = {}
 _lock = threading.Lock()
@@ -122,7 +126,7 @@ def _client(scheduler: str):
 
 
 @contextlib.contextmanager
-def client_for(scheduler: str) -> Iterator[object | None]:
+def client_for(scheduler: str) -> Iterator[Client | None]:
     """The distributed ``Client`` for ``scheduler`` (None for ``"threads"``), connected and
     reused across calls; ``ConnectionError`` when an address does not answer."""
     scheduler = parse_scheduler(scheduler)
@@ -130,7 +134,7 @@ def client_for(scheduler: str) -> Iterator[object | None]:
 
 
 @contextlib.contextmanager
-def as_default(scheduler: str) -> Iterator[object | None]:
+def as_default(scheduler: str) -> Iterator[Client | None]:
     """Inside the block, plain ``.compute()`` calls (also those deep inside dask.dataframe
     pipelines) run on ``scheduler``; yields its Client, or None for ``"threads"``."""
     import dask

@@ -205,7 +205,7 @@ def _case_view(case: analysis.Case, measured: dict, colours, summaries) -> dict:
         "id": _slug(case.title), "title": case.title, "signature": signature, "rows": rows,
         "process_columns": list(process_columns),
         "unranked": [{"label": analysis.label(r), "paradigm": r["paradigm"], "status": r["status"],
-                      "reason": r.get("reason") or "", "max_error": r.get("max_error")} for r in case.unranked],
+                      "reason": r.get("reason") or ""} for r in case.unranked],
         "extra_keys": extra_keys, "extras": extras,
         "bars": Markup(plots.time_bars([row["label"] for row in rows], [row["paradigm"] for row in rows],
                                        [row.per_element_s for row in case.ranked], colours, floor_per_element))
@@ -398,7 +398,7 @@ def render(doc: dict, source: str = "") -> str:
     summaries = _summaries()
     cases = analysis.cases(doc)
     case_views = [_case_view(case, measured, colours, summaries) for case in cases]
-    statuses = defaultdict(int)
+    statuses: defaultdict[str, int] = defaultdict(int)
     for result in doc["results"]:
         statuses[result["status"]] += 1
     return _environment().get_template("report.html.j2").render(
@@ -418,7 +418,7 @@ def _now() -> str:
 def render_comparison(before: dict, after: dict, names: tuple[str, str], factor: float = COMPARE_FACTOR,
                       alpha: float = COMPARE_ALPHA) -> str:
     rows = compare_rows(before, after, factor, alpha)
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for row in rows:
         counts[row["mark"]] += 1
     for row in rows:

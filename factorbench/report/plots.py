@@ -7,10 +7,12 @@ a fixed hash salt and no date in the metadata the same results give byte-identic
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import matplotlib
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -44,16 +46,23 @@ def plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
+@contextlib.contextmanager
+def styled() -> Iterator[None]:
+    # matplotlib types rc_context's keys as a Literal of every rc name; STYLE's are valid
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
+        yield
+
+
 def to_svg(fig: Figure) -> str:
     buffer = io.StringIO()
-    with matplotlib.rc_context(STYLE):
+    with styled():
         fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog: the SVG is inlined into HTML
 
 
-def new_figure(width: float, height: float) -> tuple[Figure, object]:
-    with matplotlib.rc_context(STYLE):
+def new_figure(width: float, height: float) -> tuple[Figure, Axes]:
+    with styled():
         fig = Figure(figsize=(width, height), layout="constrained")
         return fig, fig.add_subplot()
 
@@ -62,7 +71,7 @@ def time_bars(labels: list[str], paradigms: list[str], per_element_s: list[float
               floor_per_element_s: float | None) -> str:
     """Time per element of each ok row (fastest on top), log axis, with the bandwidth floor."""
     fig, ax = new_figure(7.0, 0.9 + 0.28 * len(labels))
-    with matplotlib.rc_context(STYLE):
+    with styled():
         positions = range(len(labels))[::-1]
         ax.barh(list(positions), [t * 1e9 for t in per_element_s],
                 color=[colours.get(p, "#444") for p in paradigms], height=0.7)
@@ -82,7 +91,7 @@ def scaling(series: dict[str, list[tuple[float, float]]], paradigm_of: dict[str,
             size_label: str) -> str:
     """perfplot-style: median time against input size, log-log, one line per implementation."""
     fig, ax = new_figure(7.0, 3.6)
-    with matplotlib.rc_context(STYLE):
+    with styled():
         seen: dict[str, int] = {}
         for label, points in series.items():
             # Same colour per paradigm as everywhere; marker and dash tell its implementations apart.
@@ -101,7 +110,7 @@ def scaling(series: dict[str, list[tuple[float, float]]], paradigm_of: dict[str,
 def parallel_speedup(series: dict[str, list[tuple[float, float]]], setting: str) -> str:
     """Speed-up over the same implementation at its smallest worker/thread count."""
     fig, ax = new_figure(6.0, 3.2)
-    with matplotlib.rc_context(STYLE):
+    with styled():
         top = 1.0
         for label, points in series.items():
             points = sorted(points)
@@ -120,7 +129,7 @@ def latency(distributions: dict[str, dict]) -> str:
     """Per-call latency per label: box of the samples (whiskers P1-P99) and P50/P95/P99 marks."""
     labels = list(distributions)
     fig, ax = new_figure(7.0, 0.9 + 0.35 * len(labels))
-    with matplotlib.rc_context(STYLE):
+    with styled():
         positions = list(range(len(labels)))[::-1]
         for pos, label in zip(positions, labels):
             stats = distributions[label]
@@ -142,7 +151,7 @@ def latency(distributions: dict[str, dict]) -> str:
 
 def memory_peaks(labels: list[str], mib: list[float]) -> str:
     fig, ax = new_figure(6.0, 0.9 + 0.28 * len(labels))
-    with matplotlib.rc_context(STYLE):
+    with styled():
         positions = list(range(len(labels)))[::-1]
         ax.barh(positions, mib, color="#9467bd", height=0.7)
         ax.set_yticks(positions, [plain(label) for label in labels])
@@ -167,7 +176,7 @@ def flame(stacks: dict[tuple[str, ...], float], title: str, unit: str = "MiB") -
     total = sum(child["weight"] for child in tree.values()) or 1.0
     depth = _depth(tree)
     fig, ax = new_figure(9.0, 0.6 + 0.22 * max(depth, 1))
-    with matplotlib.rc_context(STYLE):
+    with styled():
         _draw(ax, tree, 0.0, 0, total, fig.get_figwidth())
         ax.set_xlim(0, 1)
         ax.set_ylim(depth, 0)

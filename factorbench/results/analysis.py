@@ -16,7 +16,7 @@ BASELINE_PARADIGMS = ("loop", "vectorized", "library")
 @dataclass
 class Row:
     result: dict
-    per_element_s: float | None = None
+    per_element_s: float
     speedup: dict[str, float | None] = field(default_factory=dict)
     """Speed-up against the fastest ok row of each baseline paradigm, per element."""
     best: bool = False
@@ -65,7 +65,7 @@ def cases(doc: dict) -> list[Case]:
         ranked = [Row(r, r["median"] / r["elements"]) for r in results
                   if r["status"] == "ok" and r.get("median") and r.get("elements")]
         ranked.sort(key=lambda row: row.per_element_s)
-        baselines = {}
+        baselines: dict[str, Row | None] = {}
         for paradigm in BASELINE_PARADIGMS:
             candidates = [row for row in ranked if row.result["paradigm"] == paradigm]
             baselines[paradigm] = candidates[0] if candidates else None

@@ -66,7 +66,7 @@ def compare_rows(before: dict, after: dict, factor: float = COMPARE_FACTOR,
     rows = []
     for key in list(old) + [k for k in new if k not in old]:
         a, b = old.get(key), new.get(key)
-        first = a or b
+        first = a or new[key]  # every key is in one of the two
         row = {"case": analysis.case_title(first),
                "label": analysis.label(first), "paradigm": first["paradigm"],
                "before": _status_or_time(a), "after": _status_or_time(b), "ratio": None, "p": None, "mde": None,

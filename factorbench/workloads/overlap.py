@@ -1,4 +1,4 @@
-"""asyncio + process pool overlap (seed section 3.2).
+"""asyncio + process pool overlap (the article's section 3.2).
 
 CPU-bound work (``np.linalg.inv`` of a large matrix, several times) runs in worker
 processes while asyncio fetches tick batches over real HTTP from a server this workload
@@ -15,6 +15,7 @@ import numbers
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import numpy as np
 
@@ -110,8 +111,8 @@ async def _fetch_all(session, url: str, batches: int, expected_bytes: int) -> tu
 async def _measure(executor, url: str, params: dict, payload_bytes: int, seed: int) -> dict:
     import aiohttp
 
-    timings = {"cpu": [], "io": [], "overlapped": []}
-    latencies = {"io": [], "overlapped": []}
+    timings: dict[str, list[float]] = {"cpu": [], "io": [], "overlapped": []}
+    latencies: dict[str, list[float]] = {"io": [], "overlapped": []}
     connector = aiohttp.TCPConnector(limit=params["concurrency"])  # at most this many requests in flight
     async with aiohttp.ClientSession(connector=connector) as session:
         await _fetch_all(session, url, params["concurrency"], payload_bytes)  # open the connections, untimed
@@ -145,7 +146,7 @@ def run(options) -> dict:
     sequential, ideal = cpu + io, max(cpu, io)
     hidden = (sequential - overlapped) / min(cpu, io)
     approached = hidden >= APPROACHED
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"label": f"CPU only: {params['cpu_tasks']} x np.linalg.inv({params['matrix']}x{params['matrix']}) "
                   f"in {params['cpu_workers']} process(es)", "time": cpu},
         {"label": f"I/O only: {params['batches']} tick batches of {params['payload_kb']} KiB over HTTP, "

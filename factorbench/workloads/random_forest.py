@@ -1,6 +1,6 @@
 """Random forest regression on the GPU (cuML) and the CPU (scikit-learn), same data.
 
-The seed (section 4.2) fits cuml.ensemble.RandomForestRegressor on 1e6 x 50 float32
+The article (section 4.2) fits cuml.ensemble.RandomForestRegressor on 1e6 x 50 float32
 rows with 100 trees and claims it is 40x faster than scikit-learn. Here both libraries
 get the same float32 data, the same held-out split and the same hyperparameters, and
 both report fit time, predict time and R² on the held-out rows, so a speed claim comes
@@ -20,10 +20,10 @@ from factorbench.kernels import require_int
 from factorbench.registry import registry
 from factorbench.workloads import Workload
 
-SEED_SIZE = {"rows": 1_000_000, "cols": 50, "trees": 100}
-"""The seed's problem: the default when a GPU and cuML are present."""
+ARTICLE_SIZE = {"rows": 1_000_000, "cols": 50, "trees": 100}
+"""The article's problem: the default when a GPU and cuML are present."""
 CPU_SIZE = {"rows": 20_000, "cols": 20, "trees": 20}
-"""The default without a GPU side: scikit-learn alone at the seed's size takes many minutes."""
+"""The default without a GPU side: scikit-learn alone at the article's size takes many minutes."""
 QUICK_SIZE = {"rows": 5_000, "cols": 10, "trees": 10}
 DEPTH = 16
 """cuML's default max_depth, given to both: scikit-learn's default (unbounded) would grow
@@ -61,9 +61,9 @@ def resolve_params(options) -> tuple[dict, str]:
     if options.quick:
         base, why = QUICK_SIZE, "quick size"
     elif gpu_reason() is None:
-        base, why = SEED_SIZE, "the seed's size"
+        base, why = ARTICLE_SIZE, "the article's size"
     else:
-        base, why = CPU_SIZE, ("reduced default (no GPU side here; the seed uses rows=1000000 cols=50 "
+        base, why = CPU_SIZE, ("reduced default (no GPU side here; the article uses rows=1000000 cols=50 "
                                "trees=100: scale with --param rows=,cols=,trees=)")
     explicit = {key: int(options.params[key]) for key in LIMITS if key in options.params}
     if explicit:
@@ -147,7 +147,7 @@ def run(options) -> dict:
     params, why = resolve_params(options)
     data = make_data(params, options.seed)
     jobs = max(options.threads) if options.threads else (len(os.sched_getaffinity(0))
-                                                          if hasattr(os, "sched_getaffinity") else os.cpu_count())
+                                                          if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     cpu = fit_sklearn(data, params, options.seed, jobs)
     reason = gpu_reason()
     if reason:

@@ -1,4 +1,4 @@
-"""The quant workload: tick factors (seed 9.2) with Polars, pandas, NumPy/Numba and Dask.
+"""The quant workload: tick factors (the article's section 9.2) with Polars, pandas, NumPy/Numba and Dask.
 
 Every engine is first checked against the float64 reference on a small generated data
 set, then timed on the main data set in a fresh process (throughput, peak memory). The
@@ -26,13 +26,14 @@ import os
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from factorbench.workloads import Workload
 from factorbench.workloads.ticks import data
 from factorbench.workloads.ticks.engines import ENGINES
 from factorbench.workloads.ticks.factors import FactorSpec
 
-CHECK_DATA = {"rows": 20_000, "symbols": 40, "files": 3}
+CHECK_DATA: dict[str, Any] = {"rows": 20_000, "symbols": 40, "files": 3}
 """Small enough for the loop reference, big enough for every edge: symbols with < 5 kept
 ticks, with 5..24 (momentum but no z-score), busy 1-s buckets, timestamp ties."""
 CHECK_BATCH = 997
@@ -99,8 +100,8 @@ def main_data(chosen: dict, seed: int):
                                   files=chosen["ticks_files"], seed=seed)
         yield files, str(directory)
         return
-    with tempfile.TemporaryDirectory(prefix="factorbench-ticks-") as directory:
-        yield data.generate(directory, rows=chosen["ticks_rows"], symbols=chosen["ticks_symbols"],
+    with tempfile.TemporaryDirectory(prefix="factorbench-ticks-") as temporary:
+        yield data.generate(temporary, rows=chosen["ticks_rows"], symbols=chosen["ticks_symbols"],
                             files=chosen["ticks_files"], seed=seed), "temporary (removed)"
 
 
@@ -274,7 +275,7 @@ def run(options) -> dict:
 
 WORKLOAD = Workload(
     name="ticks",
-    summary="tick-data factors (seed 9.2): throughput, peak memory, micro-batch latency",
+    summary="tick-data factors per symbol: throughput, peak memory, micro-batch latency",
     run=run,
     requires=("pyarrow",),
     params=DEFAULTS,

@@ -33,7 +33,6 @@ SESSION_START_NS = np.datetime64("2024-01-02T09:30:00", "ns").astype(np.int64)
 BLOCK_ROWS = 1 << 18
 SPARSE_EVERY = 25
 """One symbol in this many trades only 1-4 times."""
-COLUMNS = ("timestamp", "seq", "symbol", "bid", "ask", "last", "volume", "vwap")
 
 
 def validate(rows: int, symbols: int, files: int, rate: float = DEFAULT_RATE) -> None:
@@ -151,6 +150,7 @@ def generate(out: str | Path, *, rows: int = DEFAULT_ROWS, symbols: int = DEFAUL
                         writer.close()
                     file_index += 1
                     writer = pq.ParquetWriter(paths[file_index], schema)
+                assert writer is not None, "the first file opens at row 0 (bounds[0] == 0)"
                 cut = min(block_stop, bounds[file_index + 1])
                 writer.write_table(table.slice(row - block_start, cut - row))
                 row = cut
@@ -160,7 +160,8 @@ def generate(out: str | Path, *, rows: int = DEFAULT_ROWS, symbols: int = DEFAUL
         for path in paths:  # no half-written data set left behind
             path.unlink(missing_ok=True)
         raise
-    writer.close()
+    if writer is not None:
+        writer.close()
     return paths
 
 

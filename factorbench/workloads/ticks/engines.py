@@ -80,7 +80,7 @@ def _frame_as_is(frame):
 # polars ---------------------------------------------------------------------------------
 
 def polars_query(files, spec: FactorSpec):
-    """The seed's lazy query, made per-symbol and extended; ``files`` are scanned lazily."""
+    """The article's lazy Polars query, made per-symbol and extended; ``files`` are scanned lazily."""
     import polars as pl
 
     momentum, spread = pl.col("momentum"), pl.col("spread")

@@ -1,11 +1,11 @@
-"""The tick-factor pipeline (seed section 9.2, made correct): definition, float64 reference, comparison.
+"""The tick-factor pipeline (the article's section 9.2, made correct): definition, float64 reference, comparison.
 
 Definition (every implementation computes exactly this):
 
 1. Keep ticks with ``volume > min_volume`` (strictly greater; default 1000).
 2. Per symbol, order the kept ticks by (timestamp, seq); ``k`` is a tick's 0-based
    position in its symbol's kept ticks.
-3. ``momentum = log(vwap_k) - log(vwap_{k-lag})`` (lag 5), NaN for k < lag: the seed's
+3. ``momentum = log(vwap_k) - log(vwap_{k-lag})`` (lag 5), NaN for k < lag: the article's
    ``log(vwap).diff(5)`` computed per symbol, not across symbols.
 4. ``spread = ask - bid``.
 5. ``zscore = (momentum_k - mean) / std`` over the symbol's last ``window`` (20)

@@ -39,7 +39,7 @@ class IncrementalFactors:
         self.recent_momentum = np.zeros((symbols, spec.window))
         self.ema = np.zeros(symbols)
         self.last_timestamp = np.iinfo(np.int64).min
-        self._open = {"symbol_id": np.empty(0, np.int32), "timestamp": np.empty(0, np.int64),
+        self._open: dict[str, np.ndarray] = {"symbol_id": np.empty(0, np.int32), "timestamp": np.empty(0, np.int64),
                       "seq": np.empty(0, np.int64), **{key: np.empty(0) for key in
                                                        ("momentum", "spread", "zscore", "ema_spread")}}
 
@@ -56,7 +56,7 @@ class IncrementalFactors:
         momentum, zscore, ema = np.empty(len(kept)), np.empty(len(kept)), np.empty(len(kept))
         self._advance(symbol_id, np.log(batch.vwap[kept]), spread, self.seen, self.recent_log_vwap,
                       self.recent_momentum, self.ema, spec.lag, spec.window, spec.alpha, momentum, zscore, ema)
-        rows = {"symbol_id": symbol_id, "timestamp": batch.timestamp[kept], "seq": batch.seq[kept],
+        rows: dict[str, np.ndarray] = {"symbol_id": symbol_id, "timestamp": batch.timestamp[kept], "seq": batch.seq[kept],
                 "momentum": momentum, "spread": spread, "zscore": zscore, "ema_spread": ema}
         rows = {key: np.concatenate([self._open[key], rows[key]]) for key in rows}
         # Every bucket before the latest tick's (kept or not) is complete.
