@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TypeGuard
 
 BYTE_UNITS = ("B", "bytes")
 """Units that a workload or metric column can give for byte counts."""
 
 
-def is_number(value) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """A finite int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
