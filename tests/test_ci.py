@@ -61,14 +61,14 @@ def test_80_columns_compact_and_readable(runs):
     assert "…" not in text
     # a median with its spread, and the loop's long note numbered under the table
     assert re.search(r"│ loop +│ +[\d.]+ \S?s ±[\d.]+% │", text), text
-    assert re.search(r"^  \[1\] measured at n=", text, re.M), text
+    assert re.search(r"^  \[\d+\] measured at n=", text, re.M), text
 
 
 def test_200_columns_show_every_column(runs):
     text = runs[2][200]
     assert all(len(line) <= 200 for line in text.splitlines())
     header = table_lines(text)[0]
-    for column in ("implementation", "paradigm", "median", "IQR", "elements/s", "vs loop", "vs best library",
+    for column in ("implementation", "paradigm", "median", "95% CI", "CV", "elements/s", "vs loop", "vs best library",
                    "% of floor", "first call", "note"):
         assert column in header
     assert "…" not in text
@@ -107,8 +107,8 @@ def test_markdown_comparison_of_two_runs(runs):
     assert {row["implementation"] for row in ok} >= {"vectorized-convolve", "vectorized-cumsum", "bottleneck"}
     for row in ok:
         assert float(row["ratio"]) > 0 and 0 <= float(row["p"]) <= 1
-        # three samples a run: no Mann-Whitney p-value can reach 0.05, and the table says so
-        assert row["MDE"] == "∞"
+        # too few samples for Mann-Whitney to reach 0.05 read ∞; otherwise never below the factor's 10%
+        assert row["MDE"] == "∞" or float(row["MDE"].rstrip("%")) >= 10
         assert row["change"] != "slower"
 
 
