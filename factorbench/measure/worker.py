@@ -198,11 +198,23 @@ def _held_shm() -> set[str]:
     return held
 
 
+SETTLE_S = 2.0
+"""Entries younger than this are left alone: another program's semaphore or segment can be
+unheld for a moment while it is handed to a child (multiprocessing's forkserver does)."""
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def unlink_leaked_shm(before: set[str]) -> list[str]:
     """Unlink the /dev/shm entries created since ``before`` that no live process holds:
     what a killed worker (its resource tracker killed with it) left behind. Entries other
     programs on the machine are using are held by them, so they stay."""
-    new = _shm_names() - before
+    new = {name for name in _shm_names() - before if _age_s(SHM_DIR / name) >= SETTLE_S}
     if not new:
         return []
     leaked = sorted(new - _held_shm())

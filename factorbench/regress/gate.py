@@ -356,18 +356,23 @@ def pip(commit: str, *args: str) -> None:
                         f"{(done.stderr.strip().splitlines() or ['pip failed'])[-1]}")
 
 
-BUILD_INPUTS = ("factorbench", "implementations", "setup.py", "pyproject.toml", "MANIFEST.in")
-"""What a build is made of: commits that differ elsewhere only (docs, tests, the
-benchmark suite, which is read from the working tree) share one build."""
+NOT_BUILT = frozenset({"tests", "benchmarks", "docs", "examples", "scripts", "reports", ".github", ".ci",
+                       ".gitignore", ".dockerignore", "Dockerfile", "LICENSE"})
+"""Top-level entries no build reads: commits that differ only there (docs, tests, the
+benchmark suite, which is read from the working tree) share one build. Everything else
+counts, so a team's own package, wherever it sits, is part of the key."""
 
 
 def build_key(repo: Path, commit: str) -> str:
-    """The git object ids of the commit's build inputs, hashed: the build cache's key."""
+    """The git object ids of the commit's top-level entries that a build reads, hashed:
+    the build cache's key."""
+    done = subprocess.run(["git", "-C", str(repo), "ls-tree", commit], capture_output=True, text=True, check=True)
     ids = []
-    for path in BUILD_INPUTS:
-        done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{commit}:{path}"],
-                              capture_output=True, text=True)
-        ids.append(f"{path}={done.stdout.strip()}")
+    for line in done.stdout.splitlines():
+        meta, _, name = line.partition("\t")
+        if name in NOT_BUILT or name.endswith((".md", ".rst", ".txt")):
+            continue
+        ids.append(f"{name}={meta.split()[2]}")
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:20]
 
 
