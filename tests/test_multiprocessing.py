@@ -283,7 +283,7 @@ def test_bad_processes_and_cpus_get_one_line_and_exit_2(args, message):
 
 def test_cli_prints_scaling_and_bytes_per_task(tmp_path):
     done = factorbench("run", "--quick", "--kernel", "sma", "--paradigm", "multiprocessing", "--size", "20000",
-                       "--processes", "1,2", "--time-budget", "1", "--json", str(tmp_path / "r.json"))
+                       "--processes", "1,2", "--time-budget", "1", "--wide", "--json", str(tmp_path / "r.json"))
     assert done.returncode == 0, done.stderr
     for text in ("vs 1 process", "sent/task", "pool start-up", "multiprocessing-shm (processes=2)",
                  "multiprocessing-naive (processes=1)", "1.00x (100%)"):
