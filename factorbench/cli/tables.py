@@ -58,10 +58,7 @@ def print_tables(doc: dict, wide: bool | None = None) -> None:
     for case in analysis.cases(doc):
         spec = get_kernel(case.kernel)
         table = Table(title=escape(case.title), caption=escape(spec.signature), title_justify="left")
-        if wide:
-            notes = wide_rows(table, case, measured)
-        else:
-            notes = compact_rows(table, case, measured)
+        notes = (wide_rows if wide else compact_rows)(table, case, measured)
         console.print(table)
         for number, note in enumerate(notes, 1):
             console.print(f"  [{number}] {escape(note)}", highlight=False)
@@ -74,16 +71,21 @@ def print_tables(doc: dict, wide: bool | None = None) -> None:
     print_floors(measured)
 
 
-def compact_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
-    """Fill the compact table; returns the notes, numbered in the note column."""
-    notes: list[str] = []
+class Notes(list):
+    """Notes listed under a table, numbered in its note column, so a long reason never
+    squeezes the figures' columns (their headers stay on one line, as CI logs are grepped)."""
 
-    def note(text: str, status: str = "") -> str:
+    def number(self, text: str, status: str = "") -> str:
         if not text:
             return status
-        notes.append(text)
-        return f"{status} [{len(notes)}]".strip()
+        self.append(text)
+        return f"{status} [{len(self)}]".strip()
 
+
+def compact_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
+    """Fill the compact table; returns the notes, numbered in the note column."""
+    notes = Notes()
+    note = notes.number
     table.add_column("implementation", no_wrap=True)
     for column in ("median", "vs best", "% floor"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -102,13 +104,14 @@ def compact_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]
 
 
 def wide_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
-    """Fill the table with every column; notes stay in their column."""
+    """Fill the table with every column; returns the notes, numbered in the note column."""
+    notes = Notes()
     extra_columns = {name: cell for name, cell in fmt.PROCESS_COLUMNS.items()
                      if any(cell(row) for row in case.ranked)}
     for column in ("implementation", "paradigm", "median", "95% CI", "CV", "elements/s", "vs loop",
                    "vs best library", "% of floor", "first call", *extra_columns, "note"):
         table.add_column(column, justify="left" if column in ("implementation", "paradigm", "note") else "right",
-                         no_wrap=column == "implementation")
+                         no_wrap=column != "note")
     for row in case.ranked:
         result = row.result
         table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt.time(result["median"]),
@@ -116,12 +119,12 @@ def wide_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
                       fmt.ratio(row.speedup["loop"]), fmt.ratio(row.speedup["library"]),
                       fmt_floor(result, measured), fmt.time(result.get("cold_call_s")),
                       *(cell(row) for cell in extra_columns.values()),
-                      escape(fmt.note(result)), style="bold green" if row.best else None)
+                      escape(notes.number(fmt.note(result))), style="bold green" if row.best else None)
     for result in case.unranked:
         table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), result["status"].upper(),
-                      "", "", "", "", "", "", "", *([""] * len(extra_columns)), escape(result["reason"]),
+                      "", "", "", "", "", "", "", *([""] * len(extra_columns)), escape(notes.number(result["reason"])),
                       style="dim" if result["status"] == "skipped" else "red")
-    return []
+    return notes
 
 
 def print_problems(doc: dict) -> list[dict]:
