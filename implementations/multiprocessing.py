@@ -223,11 +223,11 @@ _staging = {"bytes": 0, "seconds": 0.0}
 
 
 @contextlib.contextmanager
-def _call(processes: int | None, transport: str):
-    """The pool for one call (all CPUs by default), replaced when the call finds it broken
-    or is interrupted."""
+def _call(processes: int | None, transport: str, modules: tuple[str, ...] = ()):
+    """The pool for one call (all CPUs by default; ``modules``: what its tasks import),
+    replaced when the call finds it broken or is interrupted."""
     global _last
-    pool = pools.pool(len(os.sched_getaffinity(0)) if processes is None else processes)
+    pool = pools.pool(len(os.sched_getaffinity(0)) if processes is None else processes, modules)
     _last = CallRecord(transport, pool)
     try:
         yield pool.executor, _last
@@ -298,6 +298,10 @@ def _order(array: np.ndarray) -> str:
 
 def _sma_into(x, out, start, stop, window):
     out[start:stop] = sma_cumsum(x[start:stop + window - 1], window)
+
+
+SCAN_MODULES = ("scipy.signal",)
+"""What the EMA's local scans import in the pool workers (scan.local_scan's lfilter)."""
 
 
 def _ema_scan(x, alpha, first):
@@ -394,7 +398,7 @@ def sma_shm(x, window, *, processes=None):
 def ema_shm(x, alpha, *, processes=None):
     """Local scans in parallel, carries chained in the runner, decayed carries added in parallel."""
     x, alpha = rules.alpha_input(x, alpha)
-    with _call(processes, "shared memory") as (executor, record):
+    with _call(processes, "shared memory", SCAN_MODULES) as (executor, record):
         bounds = _bounds(x.size, record.pool.processes)
         (x_block,) = _inputs(record, (x, "C"))
         out = _resident.output((x.size,))
@@ -462,7 +466,7 @@ def sma_naive(x, window, *, processes=None):
 def ema_naive(x, alpha, *, processes=None):
     """executor.map of the local scans; carries and their decay applied in the runner."""
     x, alpha = rules.alpha_input(x, alpha)
-    with _call(processes, "pickle") as (executor, record):
+    with _call(processes, "pickle", SCAN_MODULES) as (executor, record):
         bounds = _bounds(x.size, record.pool.processes)
         chunks = [x[start:stop] for start, stop in bounds]
         scans = _map(executor, record, _ema_scan, chunks, [alpha] * len(chunks),

@@ -188,16 +188,17 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     load = machine.LoadMonitor()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     cases = plan(options) if runs_kernels(options) else []
-    # One unit per implementation and settings, over all its cases: one worker each.
-    units: dict[tuple, list[tuple[Kernel, dict]]] = {}
+    # One unit per implementation, over all its settings and cases: one worker each, so a
+    # JIT compiles and a pool or cluster starts once per implementation.
+    units: dict[Implementation, list[UnitCase]] = {}
     position: dict[tuple, int] = {}
     """Where each row goes in the results: plan order, case by case, however the units ran."""
     for case_number, (spec, params) in enumerate(cases):
         for impl in selected(options, spec.name):
             for settings in settings_sweep(impl, options):
-                unit = (impl, json.dumps(settings, sort_keys=True))
-                units.setdefault(unit, []).append((spec, params))
-                position[(*unit, case_number)] = len(position)
+                settings_key = json.dumps(settings, sort_keys=True)
+                units.setdefault(impl, []).append(UnitCase(settings, settings_key, spec, params))
+                position[(impl, settings_key, case_number)] = len(position)
     case_numbers = {id(params): number for number, (_, params) in enumerate(cases)}
     rows: list[tuple[int, Measurement]] = []
     sections: list[dict] = []
@@ -227,28 +228,33 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
             tempfile.TemporaryDirectory(prefix="factorbench-run-") as scratch:
         meta["threads"] = {"requested": options.threads, **threads.current()}
         answers = TrustedAnswers(Path(scratch), options.seed)
-        for (impl, settings_key), unit_cases in units.items():
-            settings = json.loads(settings_key)
-            if log:
-                log(f"measuring {impl.kernel}/{impl.name} {format_settings(settings)}".rstrip()
-                    + f": {len(unit_cases)} case(s)" + ("" if options.in_process else ", in a worker process"))
-            if progress:
-                progress(f"{impl.kernel} {impl.name} {format_settings(settings)}", done, total)
-            records = _measure_unit(impl, settings, unit_cases, options, answers, artifacts, Path(scratch))
-            # Not zip(): it would leave the generator suspended, to be closed (its worker
-            # killed) by the garbage collector, where a Ctrl-C is ignored.
-            for number, record in enumerate(records):
-                params = unit_cases[number][1]
-                if PROFILE_KEY in record.extra:  # computed beside the check, in the worker
-                    profiles[(impl.kernel, impl.name, settings_key)] = record.extra.pop(PROFILE_KEY)
-                rows.append((position[(impl, settings_key, case_numbers[id(params)])], record))
-                if log and record.status in PROBLEM_STATUSES:
-                    log(f"  {record.status.upper()} {fmt_params(record.requested_params or record.params)}: "
-                        f"{record.reason}")
-                done += 1
-                if progress:
-                    progress(f"{impl.kernel} {impl.name} {format_settings(settings)}", done, total)
-                save()
+        retiring = Retiring()
+        try:
+            for impl, unit_cases in units.items():
+                if log:
+                    sweep = [format_settings(case.settings) for case in unit_cases]
+                    log(f"measuring {impl.kernel}/{impl.name}"
+                        + (f" {', '.join(dict.fromkeys(sweep))}" if any(sweep) else "")
+                        + f": {len(unit_cases)} case(s)" + ("" if options.in_process else ", in a worker process"))
+                records = _measure_unit(impl, unit_cases, options, answers, artifacts, Path(scratch), retiring)
+                # Not zip(): it would leave the generator suspended, to be closed (its worker
+                # killed) by the garbage collector, where a Ctrl-C is ignored.
+                for number, record in enumerate(records):
+                    case = unit_cases[number]
+                    if progress:
+                        progress(f"{impl.kernel} {impl.name} {format_settings(case.settings)}", done, total)
+                    if PROFILE_KEY in record.extra:  # computed beside the check, in the worker
+                        profiles[(impl.kernel, impl.name, case.settings_key)] = record.extra.pop(PROFILE_KEY)
+                    rows.append((position[(impl, case.settings_key, case_numbers[id(case.params)])], record))
+                    if log and record.status in PROBLEM_STATUSES:
+                        log(f"  {record.status.upper()} {format_settings(case.settings)} "
+                            f"{fmt_params(record.requested_params or record.params)}: {record.reason}")
+                    done += 1
+                    if progress:
+                        progress(f"{impl.kernel} {impl.name} {format_settings(case.settings)}", done, total)
+                    save()
+        finally:
+            retiring.reap()
         for name in chosen_workloads:
             if progress:
                 progress(f"workload {name}", done, total)
@@ -286,45 +292,75 @@ class TrustedAnswers:
         return None if path is None else np.load(path, mmap_mode="r")
 
 
-def _measure_unit(impl: Implementation, settings: dict, unit_cases: list[tuple[Kernel, dict]], options: RunOptions,
-                  answers: TrustedAnswers, artifacts: str | Path | None, scratch: Path) -> Iterator[Measurement]:
-    """The rows of one implementation with its settings, case by case."""
+@dataclass
+class UnitCase:
+    """One case of a unit: the implementation's settings and the kernel's params."""
+    settings: dict
+    settings_key: str
+    spec: Kernel
+    params: dict
+
+
+class Retiring:
+    """Workers told to exit but not yet waited for: the next worker starts (imports) while
+    the last one shuts its pools down, and is sent its first case only after ``reap()``,
+    so no timed call overlaps either."""
+
+    def __init__(self):
+        self.workers: list[Worker] = []
+
+    def reap(self, graceful: bool = True) -> None:
+        while self.workers:
+            self.workers.pop().close(graceful)
+
+
+def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: RunOptions, answers: TrustedAnswers,
+                  artifacts: str | Path | None, scratch: Path, retiring: Retiring) -> Iterator[Measurement]:
+    """The rows of one implementation, setting by setting and case by case."""
     if not impl.available:
-        for number, (spec, params) in enumerate(unit_cases):
-            record = blank(spec, impl, settings, params, "skipped", impl.reason or "")
-            if number == 0:  # the matrix lists it as unavailable
-                record.extra[PROFILE_KEY] = profile(impl, options.seed, settings).to_json()
+        checked: set[str] = set()
+        for case in unit_cases:
+            record = blank(case.spec, impl, case.settings, case.params, "skipped", impl.reason or "")
+            if case.settings_key not in checked:  # the matrix lists it as unavailable
+                checked.add(case.settings_key)
+                record.extra[PROFILE_KEY] = profile(impl, options.seed, case.settings).to_json()
             yield record
         return
     if options.in_process:
         session = Session()
-        for spec, params in unit_cases:
-            yield measure_case(spec, impl, settings, params, options,
-                               functools.partial(answers.array, spec), session)
+        for case in unit_cases:
+            yield measure_case(case.spec, impl, case.settings, case.params, options,
+                               functools.partial(answers.array, case.spec), session)
         return
     worker: Worker | None = None
     try:
-        for number, (spec, params) in enumerate(unit_cases):
+        for number, case in enumerate(unit_cases):
             if worker is None:
                 worker = Worker(scratch / f"worker-{impl.kernel}-{impl.name}-{number}.stderr")
-            message = {"kernel": spec.name, "implementation": impl.name, "settings": settings, "params": params,
-                       "options": options.to_json(), "artifacts": str(artifacts) if artifacts else None}
+                retiring.reap()
+            message = {"kernel": case.spec.name, "implementation": impl.name, "settings": case.settings,
+                       "params": case.params, "options": options.to_json(),
+                       "artifacts": str(artifacts) if artifacts else None}
             try:
-                reply = worker.request(message, default_timeout_s(options), functools.partial(answers.path, spec))
+                reply = worker.request(message, default_timeout_s(options),
+                                       functools.partial(answers.path, case.spec))
             except WorkerLost as lost:
                 worker.close()
                 worker = None  # the next case gets a fresh one
-                yield blank(spec, impl, settings, params, lost.status, lost.reason, elapsed_s=lost.elapsed_s)
+                yield blank(case.spec, impl, case.settings, case.params, lost.status, lost.reason,
+                            elapsed_s=lost.elapsed_s)
                 continue
             yield msgspec.convert(reply, Measurement)
     except BaseException:  # Ctrl-C: the worker may be mid-call for many seconds yet
         if worker is not None:
             worker.close(graceful=False)
             worker = None
+        retiring.reap(graceful=False)
         raise
     finally:
         if worker is not None:
-            worker.close()
+            worker.retire()
+            retiring.workers.append(worker)
 
 
 def format_settings(settings: dict) -> str:

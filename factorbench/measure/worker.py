@@ -65,6 +65,7 @@ class Worker:
         self._in = Connection(parent_in, writable=False)
         self._out = Connection(parent_out, readable=False)
         self._ready = False
+        self._retired = False
 
     @property
     def pid(self) -> int:
@@ -153,12 +154,22 @@ class Worker:
         self.proc.wait()
         psutil.wait_procs(family, timeout=5)
 
-    def close(self, graceful: bool = True) -> None:
-        """Ask the worker to exit (so its pools shut down cleanly; not when ``graceful`` is
-        False, as on Ctrl-C), then kill what is left."""
-        if graceful and self.proc.poll() is None:
+    def retire(self) -> None:
+        """Ask the worker to exit (so its pools shut down cleanly) without waiting: ``close()``
+        waits for it."""
+        if not self._retired and self.proc.poll() is None:
+            self._retired = True
             try:
                 self._out.send_bytes(b'{"op": "exit"}')
+            except OSError:
+                pass
+
+    def close(self, graceful: bool = True) -> None:
+        """Ask the worker to exit (not when ``graceful`` is False, as on Ctrl-C), wait for it,
+        then kill what is left."""
+        if graceful and self.proc.poll() is None:
+            self.retire()
+            try:
                 self.proc.wait(timeout=EXIT_GRACE_S)
             except (OSError, subprocess.TimeoutExpired):
                 pass

@@ -18,6 +18,7 @@ then the last worker to go lets multiprocessing's resource tracker unlink what i
 from __future__ import annotations
 
 import atexit
+import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -33,8 +34,9 @@ STARTUP_TIMEOUT_S = 60.0
 WORKER_THREADS_ENV = "FACTORBENCH_WORKER_BLAS_THREADS"
 """BLAS/OpenMP threads per worker (default 1). Set above 1 only to see oversubscription:
 scripts/blas_threads.sh does, with processes x threads beyond the CPUs."""
-PRELOAD = ["__main__", "numpy", "scipy.signal", "factorbench.impls.multiprocessing"]
-"""Imported once in the fork server rather than in every worker (missing ones are skipped)."""
+PRELOAD = ["__main__", "numpy", "factorbench.impls.multiprocessing"]
+"""Imported once in the fork server rather than in every worker (missing ones are skipped),
+with the modules a pool's tasks need (see ``pool``)."""
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Pool:
     executor: ProcessPoolExecutor
     processes: int
     affinity: tuple[int, ...]
+    modules: frozenset[str]
     startup_s: float
     """From creating the executor until every worker had run its initializer."""
     workers: list[dict] = field(default_factory=list)
@@ -66,15 +69,23 @@ def affinity() -> tuple[int, ...]:
     return tuple(sorted(os.sched_getaffinity(0)))
 
 
-def pool(processes: int) -> Pool:
-    """The running pool of ``processes`` workers on this process's CPUs, started if needed."""
+def pool(processes: int, modules: tuple[str, ...] = ()) -> Pool:
+    """The running pool of ``processes`` workers on this process's CPUs, started if needed.
+
+    ``modules``: what the tasks import beyond NumPy (SciPy's takes a second, so only pools
+    that need it pay). Workers import them at start, before limiting BLAS threads, so the
+    limit covers the libraries they load; a pool started without them is replaced."""
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes must be a positive integer, got {processes!r}")
     cpus = affinity()
     for count in [count for count, running in _pools.items() if running.affinity != cpus]:
         shutdown(count)
+    running = _pools.get(processes)
+    if running is not None and not running.modules.issuperset(modules):
+        shutdown(processes)
+        modules = tuple(running.modules.union(modules))
     if processes not in _pools:
-        _pools[processes] = _start(processes, cpus)
+        _pools[processes] = _start(processes, cpus, frozenset(modules))
     return _pools[processes]
 
 
@@ -96,9 +107,9 @@ def worker_threads() -> int:
     return int(text)
 
 
-def _start(processes: int, cpus: tuple[int, ...]) -> Pool:
+def _start(processes: int, cpus: tuple[int, ...], modules: frozenset[str]) -> Pool:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
+    context.set_forkserver_preload(PRELOAD + sorted(modules))  # used when the server starts
     # The barrier makes each start-up task wait until all workers run one, so all N are
     # started (the executor spawns one per submitted task while none is idle) and each
     # reports itself. It sits in a list that is emptied afterwards: the executor keeps its
@@ -106,7 +117,7 @@ def _start(processes: int, cpus: tuple[int, ...]) -> Pool:
     barrier_holder = [context.Barrier(processes)]
     started = time.perf_counter()
     executor = ProcessPoolExecutor(processes, mp_context=context, initializer=_init_worker,
-                                   initargs=(barrier_holder, cpus, worker_threads()))
+                                   initargs=(barrier_holder, cpus, worker_threads(), sorted(modules)))
     try:
         futures = [executor.submit(_report_started) for _ in range(processes)]
         workers = [future.result(timeout=STARTUP_TIMEOUT_S) for future in futures]
@@ -116,18 +127,18 @@ def _start(processes: int, cpus: tuple[int, ...]) -> Pool:
         raise
     finally:
         barrier_holder.clear()
-    return Pool(executor, processes, cpus, time.perf_counter() - started, workers)
+    return Pool(executor, processes, cpus, modules, time.perf_counter() - started, workers)
 
 
-def _init_worker(barrier_holder: list, cpus: tuple[int, ...], blas_threads: int) -> None:
+def _init_worker(barrier_holder: list, cpus: tuple[int, ...], blas_threads: int, modules: list[str]) -> None:
     global _startup_barrier
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # An orphaned worker would wait on its task queue forever, and keep the fork server and
     # the resource tracker alive with it.
     threading.Thread(target=_exit_with_runner, name="runner-watch", daemon=True).start()
     os.sched_setaffinity(0, cpus)  # the fork server may predate the runner's --cpus pinning
-    import scipy.signal  # noqa: F401  load SciPy's own BLAS now, so the limit below covers it
-
+    for module in modules:  # loads e.g. SciPy's own BLAS now, so the limit below covers it
+        importlib.import_module(module)
     threadpool_limits(limits=blas_threads)
     _startup_barrier = barrier_holder[0]
 
