@@ -111,7 +111,7 @@ def wide_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
     for column in ("implementation", "paradigm", "median", "95% CI", "CV", "elements/s", "vs loop",
                    "vs best library", "% of floor", "first call", *extra_columns, "note"):
         table.add_column(column, justify="left" if column in ("implementation", "paradigm", "note") else "right",
-                         no_wrap=column != "note")
+                         no_wrap=column == "implementation")
     for row in case.ranked:
         result = row.result
         table.add_row(escape(analysis.label(result)), escape(result["paradigm"]), fmt.time(result["median"]),
