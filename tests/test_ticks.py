@@ -203,8 +203,11 @@ def test_incremental_equals_batch(small, backend, batch_size):
     for column in ("symbol_id", "timestamp", "seq"):
         np.testing.assert_array_equal(getattr(incremental, column), getattr(batch, column))
     for factor in FACTORS:
-        if backend == NUMBA:  # same kernels, same summation order: bit for bit
-            np.testing.assert_array_equal(getattr(incremental, factor), getattr(batch, factor))
+        if backend == NUMBA:
+            # Same kernels and summation order, but compiled once per array type (the batch
+            # engine's inputs are read-only), and LLVM may fuse multiply-adds differently in
+            # each: a few ulps on one CPU, none on another; far tighter than the python path.
+            np.testing.assert_allclose(getattr(incremental, factor), getattr(batch, factor), rtol=1e-12, atol=1e-14)
         else:
             np.testing.assert_allclose(getattr(incremental, factor), getattr(batch, factor), rtol=1e-7, atol=1e-9)
 
