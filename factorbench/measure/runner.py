@@ -236,13 +236,13 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                     log(f"measuring {impl.kernel}/{impl.name}"
                         + (f" {', '.join(dict.fromkeys(sweep))}" if any(sweep) else "")
                         + f": {len(unit_cases)} case(s)" + ("" if options.in_process else ", in a worker process"))
+                if progress:  # what is being measured, before it is
+                    progress(f"{impl.kernel} {impl.name} {format_settings(unit_cases[0].settings)}", done, total)
                 records = _measure_unit(impl, unit_cases, options, answers, artifacts, Path(scratch), retiring)
                 # Not zip(): it would leave the generator suspended, to be closed (its worker
                 # killed) by the garbage collector, where a Ctrl-C is ignored.
                 for number, record in enumerate(records):
                     case = unit_cases[number]
-                    if progress:
-                        progress(f"{impl.kernel} {impl.name} {format_settings(case.settings)}", done, total)
                     if PROFILE_KEY in record.extra:  # computed beside the check, in the worker
                         profiles[(impl.kernel, impl.name, case.settings_key)] = record.extra.pop(PROFILE_KEY)
                     rows.append((position[(impl, case.settings_key, case_numbers[id(case.params)])], record))
@@ -251,7 +251,8 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                             f"{fmt_params(record.requested_params or record.params)}: {record.reason}")
                     done += 1
                     if progress:
-                        progress(f"{impl.kernel} {impl.name} {format_settings(case.settings)}", done, total)
+                        upcoming = unit_cases[min(number + 1, len(unit_cases) - 1)]
+                        progress(f"{impl.kernel} {impl.name} {format_settings(upcoming.settings)}", done, total)
                     save()
         finally:
             retiring.reap()
