@@ -13,6 +13,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from factorbench import profiling
@@ -225,6 +226,7 @@ def test_comparison_marks_significant_changes(measured, tmp_path):
         before_row["times"] = [t * before_row["median"] for t in steady]
         after_row["times"] = [t * before_row["median"] * factor for t in steady]
         after_row["median"] = before_row["median"] * factor
+        after_row["round_medians"] = [m * factor for m in before_row["round_medians"]]
     slower, faster = after["results"][0], after["results"][1]
     path, after_path = tmp_path / "before.json", tmp_path / "after.json"
     write(path, doc)
@@ -242,6 +244,25 @@ def test_comparison_marks_significant_changes(measured, tmp_path):
     assert main(["report", str(path), str(after_path), "-o", str(out)]) == 0
     text = out.read_text()
     assert "1 slower, 1 faster" in text and "3" in text
+
+
+def test_rounds_are_compared_between_processes_not_samples():
+    def row(round_medians, spread=0.001):
+        # Tight samples within each round: a per-sample test would call any two rounds different.
+        times = [m * (1 + spread * k) for m in round_medians for k in (-1, 0, 1)]
+        return {"status": "ok", "median": float(np.median(round_medians)), "round_medians": round_medians,
+                "times": times}
+
+    steady = row([10.0, 10.3, 9.8])
+    one_slow_process = row([10.1, 10.4, 13.0])  # a process placed badly: not a change of the code
+    p, mde = compare.rounds_test(steady, one_slow_process)
+    assert p > compare.COMPARE_ALPHA and mde > 0.3  # and it says how little it could detect
+    p, mde = compare.rounds_test(steady, row([13.0, 13.4, 12.9]))
+    assert p < compare.COMPARE_ALPHA and mde < 0.1
+    assert compare.min_detectable_effect(steady, row([10.1, 9.9, 10.2])) == pytest.approx(
+        max(0.1, compare.rounds_test(steady, row([10.1, 9.9, 10.2]))[1]))
+    # With one round, rows fall back to the samples: Mann-Whitney and the within-process CI.
+    assert compare.rounds_test(row([10.0]), steady) is None
 
 
 def test_settings_workloads_and_artifacts_render_generically(measured, tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from factorbench.kernels import kernel
+from factorbench.measure import stats
 from factorbench.measure.runner import RunOptions, plan, run, validate_options
 from factorbench.registry import Paradigm, registry
 from factorbench.results import analysis, schema
@@ -55,7 +56,8 @@ def test_bad_implementations_are_recorded_and_the_run_goes_on(broken_paradigm, t
 
 def test_results_document_schema(tmp_path):
     path = tmp_path / "out.json"
-    run(RunOptions(kernels=["ema"], paradigms=["vectorized"], sizes=[2000], **FAST), json_path=str(path))
+    run(RunOptions(kernels=["ema"], paradigms=["vectorized"], sizes=[2000], **{**FAST, "rounds": 1}),
+        json_path=str(path))
     doc = schema.load(path)
     assert doc["schema_version"] == schema.SCHEMA_VERSION
     machine = doc["machine"]
@@ -75,6 +77,25 @@ def test_results_document_schema(tmp_path):
     assert entry["checked_at_size"] and entry["max_error"] < 1e-9
     assert entry["median"] == pytest.approx(float(np.median(entry["times"])))
     assert entry["elements"] == 2000 and entry["bytes_moved"] == 32_000
+    assert entry["round_medians"] == [entry["median"]]
+
+
+def test_rounds_are_separate_processes_and_their_spread_is_the_ci(tmp_path):
+    lines: list[str] = []
+    doc = run(RunOptions(kernels=["sma"], implementations=["bottleneck", "vectorized-cumsum"], sizes=[300_000],
+                         **{**FAST, "rounds": 3}), json_path=str(tmp_path / "r.json"), log=lines.append)
+    # Round by round over the implementations, each round in its own worker.
+    assert lines == [f"measuring sma/{name}: 1 case(s), round {number} of 3, in a worker process"
+                     for number in (1, 2, 3) for name in ("vectorized-cumsum", "bottleneck")]
+    assert doc["machine"]["ci_method"] == stats.ROUNDS_CI_METHOD
+    for entry in doc["results"]:
+        medians = entry["round_medians"]
+        assert entry["status"] == "ok" and len(medians) == 3
+        assert entry["median"] == pytest.approx(float(np.median(medians)))
+        assert len(entry["times"]) >= 3 * 3  # every round's samples
+        assert (entry["ci_low"], entry["ci_high"]) == pytest.approx(stats.rounds_ci(medians))
+        assert entry["ci_low"] < entry["median"] < entry["ci_high"]
+        assert entry["checked_at_size"] and entry["cold_call_s"] is not None
 
 
 def test_slow_implementation_is_measured_at_a_labelled_smaller_size():

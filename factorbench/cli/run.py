@@ -59,6 +59,10 @@ def add_parser(sub) -> None:
     run.add_argument("--precision", type=number, default=0.02, metavar="F",
                      help="sample until the median's 95%% CI is within ±F (default 0.02 = 2%%) or the time "
                           "budget is spent")
+    run.add_argument("--rounds", type=count, default=3, metavar="N",
+                     help="time each row in N rounds over all implementations, each round in a fresh worker "
+                          "process; its CI and `report A B` use the spread between rounds (default 3; 1 = "
+                          "one process, within-process CI)")
     run.add_argument("--timeout", type=number, metavar="S",
                      help="hard deadline of each implementation's call on a case, after which its worker is "
                           "killed and the row is a timeout (default 60 + 5 x the time budget)")
@@ -99,7 +103,8 @@ def command(args) -> int:
         workloads=args.workload, seed=args.seed, threads=args.threads,
         settings={key: values for key, values in (("processes", args.processes), ("scheduler", args.scheduler),
                                                   ("chunk_size", args.chunk_size)) if values},
-        cpus=args.cpus, precision=args.precision, timeout_s=args.timeout, in_process=args.in_process,
+        cpus=args.cpus, precision=args.precision, rounds=args.rounds, timeout_s=args.timeout,
+        in_process=args.in_process,
     )
     try:
         validate_options(options)

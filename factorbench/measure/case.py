@@ -42,9 +42,20 @@ def blank(spec: Kernel, impl: Implementation, settings: dict, params: dict, stat
 
 
 def measure_case(spec: Kernel, impl: Implementation, settings: dict, params: dict, options,
-                 expected_for: ExpectedFor, session: Session) -> Measurement:
-    """The row of ``impl`` on the case ``params``; exceptions become ``failed`` rows."""
+                 expected_for: ExpectedFor, session: Session, later_round: bool = False) -> Measurement:
+    """The row of ``impl`` on the case ``params``; exceptions become ``failed`` rows.
+
+    ``later_round``: a round after the first, which checked the implementation and fitted
+    the size (``params`` is that size): it only times and checks the output at size."""
     started = time.perf_counter()
+    if later_round:
+        try:
+            record = _timed(spec, impl, settings, params, options, None, expected_for)
+        except Exception as exc:
+            record = blank(spec, impl, settings, params, "failed", f"{type(exc).__name__}: {exc}",
+                           extra={"traceback": traceback.format_exc(limit=5)})
+        record.elapsed_s = time.perf_counter() - started
+        return record
     key = json.dumps(settings, sort_keys=True)
     first = key not in session.checks
     if first:
@@ -72,18 +83,22 @@ def measure_case(spec: Kernel, impl: Implementation, settings: dict, params: dic
     return record
 
 
-def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, options, check_result: CheckResult,
-           expected_for: ExpectedFor) -> Measurement:
-    record = blank(spec, impl, settings, params, "ok", "", cold_call_s=check_result.cold_call_s,
-                   max_error=check_result.max_error)
+def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, options,
+           check_result: CheckResult | None, expected_for: ExpectedFor) -> Measurement:
+    """Fit the size (unless ``check_result`` is None: a later round, at the first's size),
+    time, and check one timed call's output at that size."""
+    checked_error = check_result.max_error if check_result else 0.0
+    record = blank(spec, impl, settings, params, "ok", "",
+                   cold_call_s=check_result.cold_call_s if check_result else None, max_error=checked_error)
     call = functools.partial(impl, **settings)
-    fitted = sizing.fit(spec, call, params, options.time_budget_s / CALLS_NEEDED, options.seed)
-    if fitted.params is None:
-        record.status, record.reason = "timeout", f"exceeds the {options.time_budget_s:g} s budget: {fitted.note}"
-        return record
-    if fitted.params is not params:
-        record.params, record.requested_params = dict(fitted.params), dict(params)
-        record.reason = fitted.note.replace("the time budget", f"the {options.time_budget_s:g} s time budget")
+    if check_result is not None:
+        fitted = sizing.fit(spec, call, params, options.time_budget_s / CALLS_NEEDED, options.seed)
+        if fitted.params is None:
+            record.status, record.reason = "timeout", f"exceeds the {options.time_budget_s:g} s budget: {fitted.note}"
+            return record
+        if fitted.params is not params:
+            record.params, record.requested_params = dict(fitted.params), dict(params)
+            record.reason = fitted.note.replace("the time budget", f"the {options.time_budget_s:g} s time budget")
     args = spec.make_args(record.params, np.random.default_rng(options.seed))
     digests = fingerprint(args)
     last_output: list = [None]
@@ -91,8 +106,9 @@ def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, opt
     def timed_call():
         last_output[0] = call(*args)
 
+    # The budget is shared by the rounds; each samples to the precision on its own.
     timing = measure(timed_call, repeat=options.repeat, min_sample_s=options.min_sample_s,
-                     budget_s=options.time_budget_s, precision=options.precision)
+                     budget_s=options.time_budget_s / options.rounds, precision=options.precision)
     record.times, record.median, record.iqr = timing.times, timing.median, timing.iqr
     record.calls_per_sample, record.warmup_s = timing.calls_per_sample, timing.warmup_s
     record.stopped_by = timing.stopped_by
@@ -111,7 +127,7 @@ def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, opt
     ok, error, why = check_at_size(spec, last_output[0], expected, args, digests)
     last_output[0] = None
     record.checked_at_size = True
-    record.max_error = max(check_result.max_error, error)
+    record.max_error = max(checked_error, error)
     if not ok:
         record.status = "wrong"
         record.reason = "; ".join(filter(None, [why, record.reason]))

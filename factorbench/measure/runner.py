@@ -10,9 +10,9 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -63,6 +63,9 @@ class RunOptions:
     time budget is spent; None takes exactly ``repeat`` samples."""
     timeout_s: float | None = None
     """Hard deadline of one worker call; None derives it from the time budget."""
+    rounds: int = 3
+    """Rounds of timing per row, over every implementation in turn, each in a fresh worker
+    process (as pyperf's processes): the CI and the run-vs-run test are between rounds."""
     in_process: bool = False
     """Measure in the runner's own process (for pdb and profilers), not in workers."""
     artifacts_dir: str | None = None
@@ -85,6 +88,8 @@ def validate_options(options: RunOptions) -> None:
             if name not in known:
                 raise ValueError(f"unknown implementation {name!r}; choose from: {', '.join(sorted(known))}")
     chosen_workloads = [workload(name) for name in selected_workloads(options)]
+    if options.rounds < 1:
+        raise ValueError(f"--rounds must be >= 1, got {options.rounds}")
     if options.repeat < 1:
         raise ValueError(f"--repeat must be >= 1, got {options.repeat}")
     if options.precision is not None and not 0 < options.precision < 1:
@@ -183,29 +188,26 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
          log: Callable[[str], None] | None) -> dict:
     meta = machine.describe()
     meta["pinned_cpus"] = options.cpus
-    meta["ci_method"] = stats.CI_METHOD
+    meta["ci_method"] = stats.ROUNDS_CI_METHOD if options.rounds > 1 else stats.CI_METHOD
     meta["isolation"] = "in-process" if options.in_process else "worker process per implementation"
     load = machine.LoadMonitor()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     cases = plan(options) if runs_kernels(options) else []
     # One unit per implementation, over all its settings and cases: one worker each, so a
-    # JIT compiles and a pool or cluster starts once per implementation.
+    # JIT compiles and a pool or cluster starts once per implementation and round.
     units: dict[Implementation, list[UnitCase]] = {}
-    position: dict[tuple, int] = {}
-    """Where each row goes in the results: plan order, case by case, however the units ran."""
-    for case_number, (spec, params) in enumerate(cases):
+    for spec, params in cases:
         for impl in selected(options, spec.name):
             for settings in settings_sweep(impl, options):
-                settings_key = json.dumps(settings, sort_keys=True)
-                units.setdefault(impl, []).append(UnitCase(settings, settings_key, spec, params))
-                position[(impl, settings_key, case_number)] = len(position)
-    case_numbers = {id(params): number for number, (_, params) in enumerate(cases)}
-    rows: list[tuple[int, Measurement]] = []
+                units.setdefault(impl, []).append(UnitCase(settings, json.dumps(settings, sort_keys=True), spec,
+                                                           params, position=sum(map(len, units.values()))))
+    # Each row's record of every round so far, by its place in the results (plan order).
+    rounds_of: dict[int, list[Measurement]] = {}
     sections: list[dict] = []
     profiles: dict[tuple, dict] = {}
     """Each implementation's row of the correctness matrix, by (kernel, name, settings)."""
     chosen_workloads = selected_workloads(options)
-    total = sum(map(len, units.values())) + len(chosen_workloads)
+    total = sum(map(len, units.values())) * options.rounds + len(chosen_workloads)
     if units:
         # Measured in the same run, so "% of floor" compares like with like: one thread and
         # the run's most threads (or all CPUs), streaming and fresh-output.
@@ -214,7 +216,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
 
     def save():
         meta["load"] = load.describe()
-        measurements = [record for _, record in sorted(rows, key=lambda row: row[0])]
+        measurements = [merge_rounds(rounds_of[number]) for number in sorted(rounds_of)]
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections,
                        correctness=list(profiles.values()))
         if json_path:
@@ -230,30 +232,42 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         answers = TrustedAnswers(Path(scratch), options.seed)
         retiring = Retiring()
         try:
-            for impl, unit_cases in units.items():
-                if log:
-                    sweep = [format_settings(case.settings) for case in unit_cases]
-                    log(f"measuring {impl.kernel}/{impl.name}"
-                        + (f" {', '.join(dict.fromkeys(sweep))}" if any(sweep) else "")
-                        + f": {len(unit_cases)} case(s)" + ("" if options.in_process else ", in a worker process"))
-                if progress:  # what is being measured, before it is
-                    progress(f"{impl.kernel} {impl.name} {format_settings(unit_cases[0].settings)}", done, total)
-                records = _measure_unit(impl, unit_cases, options, answers, artifacts, Path(scratch), retiring)
-                # Not zip(): it would leave the generator suspended, to be closed (its worker
-                # killed) by the garbage collector, where a Ctrl-C is ignored.
-                for number, record in enumerate(records):
-                    case = unit_cases[number]
-                    if PROFILE_KEY in record.extra:  # computed beside the check, in the worker
-                        profiles[(impl.kernel, impl.name, case.settings_key)] = record.extra.pop(PROFILE_KEY)
-                    rows.append((position[(impl, case.settings_key, case_numbers[id(case.params)])], record))
-                    if log and record.status in PROBLEM_STATUSES:
-                        log(f"  {record.status.upper()} {format_settings(case.settings)} "
-                            f"{fmt_params(record.requested_params or record.params)}: {record.reason}")
-                    done += 1
-                    if progress:
-                        upcoming = unit_cases[min(number + 1, len(unit_cases) - 1)]
-                        progress(f"{impl.kernel} {impl.name} {format_settings(upcoming.settings)}", done, total)
-                    save()
+            # Rounds go over every implementation in turn, so a slow spell of the machine
+            # falls on several implementations' rounds, not on all of one implementation.
+            for round_number in range(options.rounds):
+                for impl, all_cases in units.items():
+                    unit_cases = all_cases if not round_number else [
+                        replace(case, params=rounds_of[case.position][0].params) for case in all_cases
+                        if rounds_of[case.position][0].status == "ok"]  # later rounds time the first's sizes
+                    done += len(all_cases) - len(unit_cases)
+                    if not unit_cases:
+                        continue
+                    if log:
+                        sweep = [format_settings(case.settings) for case in unit_cases]
+                        log(f"measuring {impl.kernel}/{impl.name}"
+                            + (f" {', '.join(dict.fromkeys(sweep))}" if any(sweep) else "")
+                            + f": {len(unit_cases)} case(s)"
+                            + (f", round {round_number + 1} of {options.rounds}" if options.rounds > 1 else "")
+                            + ("" if options.in_process else ", in a worker process"))
+                    if progress:  # what is being measured, before it is
+                        progress(f"{impl.kernel} {impl.name} {format_settings(unit_cases[0].settings)}", done, total)
+                    records = _measure_unit(impl, unit_cases, options, answers, artifacts, Path(scratch), retiring,
+                                            round_number)
+                    # Not zip(): it would leave the generator suspended, to be closed (its worker
+                    # killed) by the garbage collector, where a Ctrl-C is ignored.
+                    for number, record in enumerate(records):
+                        case = unit_cases[number]
+                        if PROFILE_KEY in record.extra:  # computed beside the check, in the worker
+                            profiles[(impl.kernel, impl.name, case.settings_key)] = record.extra.pop(PROFILE_KEY)
+                        rounds_of.setdefault(case.position, []).append(record)
+                        if log and record.status in PROBLEM_STATUSES:
+                            log(f"  {record.status.upper()} {format_settings(case.settings)} "
+                                f"{fmt_params(record.requested_params or record.params)}: {record.reason}")
+                        done += 1
+                        if progress:
+                            upcoming = unit_cases[min(number + 1, len(unit_cases) - 1)]
+                            progress(f"{impl.kernel} {impl.name} {format_settings(upcoming.settings)}", done, total)
+                        save()
         finally:
             retiring.reap()
         for name in chosen_workloads:
@@ -265,6 +279,37 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         if progress:
             progress("done", total, total)
     return save()
+
+
+def _largest_error(records: list[Measurement]) -> float | Literal["inf"] | None:
+    errors = [record.max_error for record in records if record.max_error is not None]
+    finite = [float(error) for error in errors if error != "inf"]
+    return "inf" if len(finite) < len(errors) else max(finite, default=None)
+
+
+def merge_rounds(records: list[Measurement]) -> Measurement:
+    """One row from its rounds: the first round's row (check, size, cold call) with every
+    round's samples; a problem in any round is the row's status."""
+    first = records[0]
+    problem = next((record for record in records[1:] if record.status != "ok"), None)
+    if problem is not None:
+        number = records.index(problem) + 1
+        return msgspec.structs.replace(problem, requested_params=first.requested_params, cold_call_s=first.cold_call_s,
+                       reason=f"in round {number} of {len(records)}: {problem.reason}")
+    if len(records) == 1 or first.status != "ok":
+        return msgspec.structs.replace(first, round_medians=[first.median] if first.median is not None else [])
+    times = [t for record in records for t in record.times]
+    medians = [record.median for record in records if record.median is not None]
+    ci = stats.rounds_ci(medians)
+    disagreement = stats.rounds_disagree(medians)
+    return msgspec.structs.replace(
+        first, times=times, round_medians=medians, median=float(np.median(medians)),
+        iqr=float(np.subtract(*np.percentile(times, [75, 25]))), cv=stats.cv(times),
+        ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None,
+        stopped_by=", ".join(dict.fromkeys(record.stopped_by or "" for record in records)),
+        unstable=stats.unstable(times, first.median * (first.calls_per_sample or 1) if first.median else None)
+        + ([disagreement] if disagreement else []),
+        max_error=_largest_error(records), elapsed_s=sum(record.elapsed_s or 0.0 for record in records))
 
 
 class TrustedAnswers:
@@ -300,6 +345,8 @@ class UnitCase:
     settings_key: str
     spec: Kernel
     params: dict
+    position: int
+    """Where the row goes in the results: plan order, however the units ran."""
 
 
 class Retiring:
@@ -316,8 +363,11 @@ class Retiring:
 
 
 def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: RunOptions, answers: TrustedAnswers,
-                  artifacts: str | Path | None, scratch: Path, retiring: Retiring) -> Iterator[Measurement]:
-    """The rows of one implementation, setting by setting and case by case."""
+                  artifacts: str | Path | None, scratch: Path, retiring: Retiring,
+                  round_number: int = 0) -> Iterator[Measurement]:
+    """The rows of one implementation in one round, setting by setting and case by case;
+    rounds after the first only time (see measure_case)."""
+    later_round = round_number > 0
     if not impl.available:
         checked: set[str] = set()
         for case in unit_cases:
@@ -331,16 +381,16 @@ def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: Run
         session = Session()
         for case in unit_cases:
             yield measure_case(case.spec, impl, case.settings, case.params, options,
-                               functools.partial(answers.array, case.spec), session)
+                               functools.partial(answers.array, case.spec), session, later_round)
         return
     worker: Worker | None = None
     try:
         for number, case in enumerate(unit_cases):
             if worker is None:
-                worker = Worker(scratch / f"worker-{impl.kernel}-{impl.name}-{number}.stderr")
+                worker = Worker(scratch / f"worker-{impl.kernel}-{impl.name}-{round_number}-{number}.stderr")
                 retiring.reap()
             message = {"kernel": case.spec.name, "implementation": impl.name, "settings": case.settings,
-                       "params": case.params, "options": options.to_json(),
+                       "params": case.params, "later_round": later_round, "options": options.to_json(),
                        "artifacts": str(artifacts) if artifacts else None}
             try:
                 reply = worker.request(message, default_timeout_s(options),

@@ -1,9 +1,15 @@
 """How noisy a row's raw samples are: coefficient of variation, a 95% confidence interval
 of the median, and pyperf's warnings that a measurement is unstable.
 
-The interval is distribution-free (order statistics of the binomial(n, 1/2) count of
-samples below the median), so it assumes nothing about the shape of timing noise, which
-is skewed and often multi-modal; it needs at least 6 samples to reach 95%.
+A row measured in one round: the interval is distribution-free (order statistics of the
+binomial(n, 1/2) count of samples below the median), so it assumes nothing about the
+shape of timing noise, which is skewed and often multi-modal; it needs at least 6 samples.
+
+A row measured in several rounds (each in a fresh worker process, interleaved with the
+other implementations): samples of one process are not independent of each other (its
+memory placement, its CPU and the neighbours of the moment shift all of them together, by
+5-10% and now and then 1.9x on these machines), so the interval is a Student t interval of
+the mean log round median, between rounds, as pyperf compares the values of its processes.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import numpy as np
 
 CONFIDENCE = 0.95
 CI_METHOD = "distribution-free order-statistic CI of the median (binomial ranks)"
+ROUNDS_CI_METHOD = "Student t CI of the mean log median of the rounds (one worker process each)"
 MIN_CI_SAMPLES = 6
 """Fewer samples cannot bracket the median with 95% confidence (2 * 0.5**5 > 0.05)."""
 UNSTABLE_CV = 0.10
@@ -38,6 +45,29 @@ def median_ci(times: list[float], confidence: float = CONFIDENCE) -> tuple[float
         j += 1
     j = max(j, 1)
     return ordered[j - 1], ordered[n - j]
+
+
+def rounds_ci(medians: list[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """(low, high) of the typical round's median from the rounds' medians (each from its own
+    process); None with fewer than 2 rounds or a non-positive median."""
+    if len(medians) < 2 or min(medians) <= 0:
+        return None
+    from scipy.stats import t  # in the runner only: workers never merge rounds
+
+    logs = np.log(medians)
+    margin = t.ppf((1 + confidence) / 2, len(logs) - 1) * float(np.std(logs, ddof=1)) / math.sqrt(len(logs))
+    centre = float(np.mean(logs))
+    return math.exp(centre - margin), math.exp(centre + margin)
+
+
+def rounds_disagree(medians: list[float]) -> str | None:
+    """pyperf's standard-deviation rule applied between rounds: why their medians are too
+    far apart to trust, or None."""
+    variation = cv(medians)
+    if variation is None or variation < UNSTABLE_CV:
+        return None
+    return (f"the {len(medians)} rounds' medians (one process each) vary by {variation:.0%} "
+            f"(standard deviation of the mean)")
 
 
 def half_width(times: list[float]) -> float | None:

@@ -265,7 +265,8 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
         (impl,) = [i for i in implementations(spec.name) if i.name == message["implementation"]]
         with threads.limited(max(options.threads) if options.threads else None), \
                 artifacts_in(message.get("artifacts")):
-            row = measure_case(spec, impl, message["settings"], message["params"], options, ask, session)
+            row = measure_case(spec, impl, message["settings"], message["params"], options, ask, session,
+                               message["later_round"])
         conn_out.send_bytes(json.dumps(_row_json(row)).encode())
 
 

@@ -108,7 +108,8 @@ def comparison(before: dict, after: dict, factor: float = COMPARE_FACTOR, alpha:
     out = Writer()
     out.add(f"## factorbench comparison: {cell(names[0])} → {cell(names[1])}", "",
             f"{len(rows)} rows compared, **{len(slower)} slower**, {sum(r['mark'] == '-' for r in rows)} faster "
-            f"(beyond x{factor:g} with Mann-Whitney p < {alpha:g}); ratio = after / before, time per element; "
+            f"(beyond x{factor:g} with p < {alpha:g}: Welch's t-test between rounds, Mann-Whitney on the samples of "
+            "one-round runs); ratio = after / before, time per element; "
             "MDE: the minimum detectable effect, the smallest change these samples could show (∞: too few samples).", "")
     by_case: dict[str, list[dict]] = {}
     for row in rows:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
+
 from factorbench.results import analysis
 from factorbench.results import format as fmt
 
@@ -27,6 +29,8 @@ def min_detectable_effect(before: dict, after: dict, factor: float = COMPARE_FAC
     """The smallest relative change in time these two rows could have shown (the minimum
     detectable effect), at least the factor's threshold:
 
+    - where both rows were timed in two or more rounds: the change Welch's t-test on their
+      log round medians would just find significant at ``alpha`` (see rounds_test);
     - ``math.inf`` when there are too few samples for the Mann-Whitney test ever to reach
       ``alpha``: its smallest two-sided p-value, with every sample of one run beyond the
       other's, is 2 / C(m+n, m);
@@ -35,6 +39,9 @@ def min_detectable_effect(before: dict, after: dict, factor: float = COMPARE_FAC
     - else the spread (max/min - 1) of the noisier run: a shift within it leaves the
       samples overlapping.
     """
+    between_rounds = rounds_test(before, after, alpha)
+    if between_rounds is not None:
+        return max(factor - 1, between_rounds[1])
     samples = before.get("times") or [], after.get("times") or []
     if not samples[0] or not samples[1] or 2 / math.comb(len(samples[0]) + len(samples[1]), len(samples[0])) >= alpha:
         return math.inf
@@ -43,6 +50,30 @@ def min_detectable_effect(before: dict, after: dict, factor: float = COMPARE_FAC
         return max(factor - 1, math.hypot(widths[0], widths[1]))
     spread = max((max(times) / min(times) - 1 for times in samples if min(times) > 0), default=0.0)
     return max(factor - 1, spread)
+
+
+def rounds_test(before: dict, after: dict, alpha: float = COMPARE_ALPHA) -> tuple[float, float] | None:
+    """(p-value, minimum detectable effect) of Welch's t-test on the two rows' log round
+    medians, or None unless both were timed in 2 rounds or more.
+
+    The rounds ran in separate worker processes, so they are the independent values (the
+    samples of one process shift together); the test is pyperf's, on logs because timing
+    noise is multiplicative. The effect is the relative change whose t statistic would
+    just reach ``alpha``: exp(t_crit x standard error) - 1.
+    """
+    medians = before.get("round_medians") or [], after.get("round_medians") or []
+    if min(map(len, medians)) < 2 or min(min(medians[0]), min(medians[1])) <= 0:
+        return None
+    from scipy.stats import t, ttest_ind
+
+    logs = np.log(medians[0]), np.log(medians[1])
+    variances = [float(np.var(values, ddof=1)) / len(values) for values in logs]
+    error = math.sqrt(sum(variances))
+    if error == 0:  # identical rounds on both sides: any difference is certain
+        return (0.0 if logs[0][0] != logs[1][0] else 1.0), 0.0
+    freedom = sum(variances) ** 2 / sum(v**2 / (len(values) - 1) for v, values in zip(variances, logs))
+    p = float(ttest_ind(logs[1], logs[0], equal_var=False).pvalue)
+    return p, math.expm1(float(t.ppf(1 - alpha / 2, freedom)) * error)
 
 
 def _compare_key(result: dict) -> str:
@@ -55,8 +86,9 @@ def compare_rows(before: dict, after: dict, factor: float = COMPARE_FACTOR,
     """asv-compare-style rows: time-per-element ratio after/before, and a mark.
 
     ``mde``: the minimum detectable effect of the pair (see min_detectable_effect).
-    '+' slower and '-' faster beyond ``factor`` with a Mann-Whitney U p-value below ``alpha``
-    on the raw per-call times; '~' beyond the factor but not significant; '!' ran in one
+    '+' slower and '-' faster beyond ``factor`` with a p-value below ``alpha``: Welch's t-test
+    between rounds where both rows have 2 or more (rounds_test), else Mann-Whitney U on the
+    raw per-call times; '~' beyond the factor but not significant; '!' ran in one
     run only, or its status changed; '' no change (including the same skip in both).
     """
     from scipy.stats import mannwhitneyu
@@ -75,7 +107,11 @@ def compare_rows(before: dict, after: dict, factor: float = COMPARE_FACTOR,
             per_a = [t / a["elements"] for t in a["times"]]
             per_b = [t / b["elements"] for t in b["times"]]
             ratio = (b["median"] / b["elements"]) / (a["median"] / a["elements"])
-            p = mannwhitneyu(per_a, per_b, alternative="two-sided").pvalue if per_a and per_b else 1.0
+            between_rounds = rounds_test(a, b, alpha)
+            if between_rounds is not None:
+                p = between_rounds[0]
+            else:
+                p = mannwhitneyu(per_a, per_b, alternative="two-sided").pvalue if per_a and per_b else 1.0
             changed = ratio > factor or ratio < 1 / factor
             mark = ("+" if ratio > 1 else "-") if changed and p < alpha else ("~" if changed else "")
             row.update(ratio=ratio, p=float(p), mark=mark, mde=min_detectable_effect(a, b, factor, alpha))

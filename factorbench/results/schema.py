@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import msgspec
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 Status = Literal["ok", "wrong", "failed", "skipped", "timeout", "crashed"]
 """wrong: output differs from the trusted answer (or the input was modified); failed: it
 raised; timeout: too slow for the budget, or killed at the deadline; crashed: its worker
@@ -51,8 +51,12 @@ class Measurement(msgspec.Struct, kw_only=True):
     settings: dict[str, Any] = {}
     """Swept implementation settings of this row (processes, scheduler, threads...)."""
     times: list[float]
-    """Raw samples: seconds per call, one per sample."""
+    """Raw samples: seconds per call, one per sample, of every round in turn."""
     median: float | None
+    """The median of the round medians (of the samples, with one round)."""
+    round_medians: list[float] = []
+    """The median of each round's samples, each round in its own worker process; with two
+    or more, the CI and the run-vs-run test are between rounds."""
     iqr: float | None = None
     calls_per_sample: int | None = None
     warmup_s: float | None = None
@@ -73,11 +77,12 @@ class Measurement(msgspec.Struct, kw_only=True):
     ci_low: float | None = None
     ci_high: float | None = None
     """95% confidence interval of the median (method in the machine's ``ci_method``);
-    None with fewer than 6 samples."""
+    None with one round of fewer than 6 samples."""
     unstable: list[str] = []
     """Why the samples are too noisy to trust (pyperf's rules); empty when they are not."""
     stopped_by: str | None = None
-    """What ended sampling: precision, budget, max samples or repeat."""
+    """What ended sampling: precision, budget, max samples or repeat; comma-separated when
+    rounds ended differently."""
     checked_at_size: bool = False
     """One timed call's output was compared with the trusted answer at the measured size
     (``max_error`` is then the larger of that and the check's)."""
