@@ -24,7 +24,7 @@ from factorbench.measure import affinity, floors, machine, stats, threads
 from factorbench.measure.case import Session, blank, measure_case
 from factorbench.measure.check import trusted_answer
 from factorbench.measure.matrix import PROFILE_KEY, profile
-from factorbench.measure.worker import Worker, WorkerLost
+from factorbench.measure.worker import Worker, WorkerLost, Zygote
 from factorbench.registry import Implementation, artifacts_in, implementations
 from factorbench.results.format import params as fmt_params
 from factorbench.results.schema import PROBLEM_STATUSES, Measurement, document, write
@@ -231,10 +231,18 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         meta["threads"] = {"requested": options.threads, **threads.current()}
         answers = TrustedAnswers(Path(scratch), options.seed)
         retiring = Retiring()
+        zygote: Zygote | None = None
+        preload = sorted({module for impl in units if impl.available
+                          for module in (*(impl.paradigm_obj.requires if impl.paradigm_obj else ()), *impl.requires)})
         try:
             # Rounds go over every implementation in turn, so a slow spell of the machine
             # falls on several implementations' rounds, not on all of one implementation.
             for round_number in range(options.rounds):
+                if zygote is not None:  # the last round's: its workers are reaped
+                    retiring.reap()
+                    zygote.close()
+                zygote = None if options.in_process or not units else Zygote(
+                    Path(scratch) / f"zygote-{round_number}.stderr", preload)
                 for impl, all_cases in units.items():
                     unit_cases = all_cases if not round_number else [
                         replace(case, params=rounds_of[case.position][0].params) for case in all_cases
@@ -252,7 +260,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                     if progress:  # what is being measured, before it is
                         progress(f"{impl.kernel} {impl.name} {format_settings(unit_cases[0].settings)}", done, total)
                     records = _measure_unit(impl, unit_cases, options, answers, artifacts, Path(scratch), retiring,
-                                            round_number)
+                                            zygote, round_number)
                     # Not zip(): it would leave the generator suspended, to be closed (its worker
                     # killed) by the garbage collector, where a Ctrl-C is ignored.
                     for number, record in enumerate(records):
@@ -270,6 +278,8 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                         save()
         finally:
             retiring.reap()
+            if zygote is not None:
+                zygote.close()
         for name in chosen_workloads:
             if progress:
                 progress(f"workload {name}", done, total)
@@ -363,8 +373,8 @@ class Retiring:
 
 
 def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: RunOptions, answers: TrustedAnswers,
-                  artifacts: str | Path | None, scratch: Path, retiring: Retiring,
-                  round_number: int = 0) -> Iterator[Measurement]:
+                  artifacts: str | Path | None, scratch: Path, retiring: Retiring, zygote: Zygote | None,
+                  round_number: int) -> Iterator[Measurement]:
     """The rows of one implementation in one round, setting by setting and case by case;
     rounds after the first only time (see measure_case)."""
     later_round = round_number > 0
@@ -383,20 +393,23 @@ def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: Run
             yield measure_case(case.spec, impl, case.settings, case.params, options,
                                functools.partial(answers.array, case.spec), session, later_round)
         return
+    assert zygote is not None
     worker: Worker | None = None
     try:
         for number, case in enumerate(unit_cases):
-            if worker is None:
-                worker = Worker(scratch / f"worker-{impl.kernel}-{impl.name}-{round_number}-{number}.stderr")
-                retiring.reap()
             message = {"kernel": case.spec.name, "implementation": impl.name, "settings": case.settings,
                        "params": case.params, "later_round": later_round, "options": options.to_json(),
                        "artifacts": str(artifacts) if artifacts else None}
             try:
+                if worker is None:
+                    worker = Worker(scratch / f"worker-{impl.kernel}-{impl.name}-{round_number}-{number}.stderr",
+                                    zygote)
+                    retiring.reap()
                 reply = worker.request(message, default_timeout_s(options),
                                        functools.partial(answers.path, case.spec))
             except WorkerLost as lost:
-                worker.close()
+                if worker is not None:
+                    worker.close()
                 worker = None  # the next case gets a fresh one
                 yield blank(case.spec, impl, case.settings, case.params, lost.status, lost.reason,
                             elapsed_s=lost.elapsed_s)

@@ -2,22 +2,26 @@
 process of its own, as pyperf's runner spawns workers, so that a segfault, a hang or a
 leaked pool cannot take the run down or make it lie.
 
-The runner starts ``python -m factorbench.measure.worker`` in a new session (its own
-process group) per implementation and reuses it across that implementation's cases, so a
-JIT compiles once and a pool starts once. Messages are small JSON objects over two pipes
-(a case's params and options out, a results row back); the worker builds its inputs from
-the seed and memory-maps the trusted answer (.npy) the runner wrote, so no large array is
-ever pickled. The runner waits for each answer up to a hard deadline; past it, or when the
-worker dies, the whole process group is killed and the /dev/shm segments it left are
-unlinked.
+Each round the runner starts a zygote, ``python -m factorbench.measure.worker --zygote``,
+which imports factorbench, every paradigm and the heavy libraries once; it forks a worker
+per implementation, in a new session (its own process group), and the worker is reused
+across that implementation's cases, so a JIT compiles once and a pool starts once.
+Messages are small JSON objects over two pipes (a case's params and options out, a
+results row back); the worker builds its inputs from the seed and memory-maps the trusted
+answer (.npy) the runner wrote, so no large array is ever pickled. The runner waits for
+each answer up to a hard deadline; past it, or when the worker dies, the whole process
+group is killed and the /dev/shm segments it left are unlinked.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,22 +55,26 @@ class WorkerLost(Exception):
 class Worker:
     """A worker process for one implementation; ``close()`` leaves nothing of it behind."""
 
-    def __init__(self, stderr_path: Path):
+    def __init__(self, stderr_path: Path, zygote: Zygote):
         parent_in, child_out = os.pipe()
         child_in, parent_out = os.pipe()
         self._shm_before = _shm_names()
         self._stderr_path = stderr_path
         self._stderr = stderr_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "factorbench.measure.worker", str(child_in), str(child_out)],
-            pass_fds=(child_in, child_out), stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
-            start_new_session=True)
-        os.close(child_in)
-        os.close(child_out)
         self._in = Connection(parent_in, writable=False)
         self._out = Connection(parent_out, readable=False)
         self._ready = False
         self._retired = False
+        try:
+            self.proc = zygote.fork((child_in, child_out, self._stderr.fileno()))
+        except WorkerLost:
+            for conn in (self._in, self._out):
+                conn.close()
+            self._stderr.close()
+            raise
+        finally:
+            os.close(child_in)
+            os.close(child_out)
 
     @property
     def pid(self) -> int:
@@ -181,6 +189,103 @@ class Worker:
         unlink_leaked_shm(self._shm_before)
 
 
+class Zygote:
+    """The process each round's workers are forked from, with factorbench, the paradigms and
+    the libraries they require already imported (multiprocessing's forkserver with preload,
+    made for workers
+    that need their own session, stderr file and exit status). Forked, a worker starts in
+    milliseconds instead of ~0.2 s plus its libraries' imports. A zygote serves one round,
+    so every round's workers come from a fresh exec (address-space layout, hash seed) and
+    the rounds sample those too. No implementation ever runs in the zygote itself."""
+
+    def __init__(self, stderr_path: Path, preload: list[str]):
+        """``preload``: modules to import once for every worker (what the round's
+        implementations require: 0.1-0.6 s each, otherwise paid by every worker)."""
+        self._stderr_path, self._preload = stderr_path, preload
+        self._start()
+
+    def _start(self) -> None:
+        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with self._stderr_path.open("ab") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "factorbench.measure.worker", "--zygote", str(theirs.fileno()),
+                 ",".join(self._preload)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                start_new_session=True)
+        theirs.close()
+        self._ready = self._closed = False
+
+    def _ask(self, request: dict, fds: tuple[int, ...] = ()) -> dict:
+        """The zygote's answer; OSError when it is gone."""
+        if self._closed:
+            raise OSError("it was closed")
+        if not self._ready:
+            if not select.select([self._sock], [], [], STARTUP_TIMEOUT_S)[0]:
+                raise OSError(f"it did not start within {STARTUP_TIMEOUT_S:g} s")
+            if not self._sock.recv(1024):
+                raise OSError("it exited while importing")
+            self._ready = True
+        socket.send_fds(self._sock, [json.dumps(request).encode()], list(fds))
+        reply = self._sock.recv(1024)
+        if not reply:
+            raise OSError("it exited")
+        return json.loads(reply)
+
+    def fork(self, fds: tuple[int, int, int]) -> ForkedWorker:
+        """A worker serving the runner on (its input pipe, its output pipe, its stderr)."""
+        try:
+            return ForkedWorker(self._ask({"op": "fork"}, fds)["pid"], self)
+        except OSError as exc:
+            tail = " | ".join(self._stderr_path.read_text(errors="replace").strip().splitlines()[-STDERR_TAIL_LINES:])
+            self.close()
+            self._start()  # a fresh one for the next worker
+            raise WorkerLost("crashed", f"the zygote workers are forked from failed: {exc}"
+                             + (f"; its last stderr lines: {tail}" if tail else ""), 0.0) from None
+
+    def reap(self, pid: int) -> int | None:
+        """The exit status of a worker that has exited (Popen's: -N for signal N); None
+        when the zygote is gone, and with it the status."""
+        try:
+            return self._ask({"op": "reap", "pid": pid})["code"]
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        self._sock.close()
+
+
+class ForkedWorker:
+    """A worker forked by a zygote, with the part of Popen's interface the runner uses; the
+    runner is not its parent, so it waits on a pidfd and the zygote reaps it."""
+
+    def __init__(self, pid: int, zygote: Zygote):
+        self.pid, self._zygote = pid, zygote
+        self._pidfd = os.pidfd_open(pid)
+        self.returncode: int | None = None
+        self._reaped = False
+
+    def _exited(self, timeout: float | None) -> bool:
+        if not self._reaped and select.select([self._pidfd], [], [], timeout)[0]:
+            self.returncode, self._reaped = self._zygote.reap(self.pid), True
+            os.close(self._pidfd)
+        return self._reaped
+
+    def poll(self) -> int | None:
+        self._exited(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self._exited(timeout):
+            raise subprocess.TimeoutExpired("worker", timeout or 0.0)
+        return self.returncode
+
+
 def _shm_names() -> set[str]:
     try:
         return {entry.name for entry in os.scandir(SHM_DIR)}
@@ -278,9 +383,56 @@ def _row_json(row: Measurement) -> dict:
     return _json_safe(msgspec.to_builtins(row))
 
 
+def _zygote(fd: int, preload: list[str]) -> None:
+    from factorbench.registry import implementations
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's: it kills the group
+    implementations()
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the implementation that needs it reports it
+            pass
+    sock = socket.socket(fileno=fd)
+    sock.send(json.dumps({"ready": os.getpid()}).encode())
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 1024, 3)
+        except OSError:
+            return
+        if not message:  # the runner went away
+            return
+        request = json.loads(message)
+        if request["op"] == "fork":
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                _forked_worker(*fds)
+            for descriptor in fds:
+                os.close(descriptor)
+            sock.send(json.dumps({"pid": pid}).encode())
+        else:
+            _, status = os.waitpid(request["pid"], 0)
+            sock.send(json.dumps({"code": os.waitstatus_to_exitcode(status)}).encode())
+
+
+def _forked_worker(conn_in: int, conn_out: int, stderr: int) -> None:
+    try:
+        os.setsid()  # its own process group, which the runner kills as a whole
+        os.dup2(stderr, 1)
+        os.dup2(stderr, 2)
+        os.close(stderr)
+        main([str(conn_in), str(conn_out)])
+    finally:  # never back into the zygote's loop
+        os._exit(70)
+
+
 def main(argv: list[str]) -> None:
     import faulthandler
 
+    if argv[0] == "--zygote":
+        _zygote(int(argv[1]), [name for name in argv[2].split(",") if name])
+        return
     faulthandler.enable()  # a segfault's Python traceback ends up in the stderr tail
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's: it kills the group
     conn_in = Connection(int(argv[0]), writable=False)
