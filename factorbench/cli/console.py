@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 errors = Console(stderr=True)
@@ -11,3 +12,8 @@ errors = Console(stderr=True)
 def say(text: str) -> None:
     """A plain line: no highlighting, and paths are never wrapped mid-way."""
     console.print(text, highlight=False, soft_wrap=True)
+
+
+def tell(text: str) -> None:
+    """Prose, escaped and wrapped at the terminal's width like the tables."""
+    console.print(escape(text), highlight=False)

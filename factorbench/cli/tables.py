@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from factorbench.cli.console import console
+from factorbench.cli.console import console, tell
 from factorbench.kernels import kernel as get_kernel
 from factorbench.measure import floors
 from factorbench.results import analysis
@@ -130,9 +130,6 @@ def wide_rows(table: Table, case: analysis.Case, measured: dict) -> list[str]:
 def print_problems(doc: dict) -> list[dict]:
     """List the crashed, timeout, wrong and failed rows, and warn when the machine was
     busy; returns the problem rows."""
-    def tell(text: str) -> None:  # prose, wrapped at the terminal's width like the tables
-        console.print(escape(text), highlight=False)
-
     problems = [r for r in doc["results"] if r["status"] in PROBLEM_STATUSES]
     for result in problems:
         tell(f"{result['status'].upper()}: {analysis.case_title(result)} {analysis.label(result)}: {result['reason']}")

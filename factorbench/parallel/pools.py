@@ -80,12 +80,13 @@ def pool(processes: int, modules: tuple[str, ...] = ()) -> Pool:
     cpus = affinity()
     for count in [count for count, running in _pools.items() if running.affinity != cpus]:
         shutdown(count)
+    wanted = frozenset(modules)
     running = _pools.get(processes)
-    if running is not None and not running.modules.issuperset(modules):
+    if running is not None and not running.modules >= wanted:
         shutdown(processes)
-        modules = tuple(running.modules.union(modules))
+        wanted |= running.modules
     if processes not in _pools:
-        _pools[processes] = _start(processes, cpus, frozenset(modules))
+        _pools[processes] = _start(processes, cpus, wanted)
     return _pools[processes]
 
 
