@@ -9,6 +9,7 @@ cold call shows which case a run hit.
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
@@ -21,6 +22,25 @@ sum, which bounds float64 drift, and costs `window` additions, so segments are l
 POWER_REFRESH = 64
 """The EMA fix-up multiplies powers of (1 - alpha) step by step and recomputes them
 exactly this often, so their rounding cannot grow with the chunk length."""
+def _last_level_cache_bytes(default: int = 32 * 2**20) -> int:
+    sizes = []
+    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = path.read_text().strip()
+        sizes.append(int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1))
+    return max(sizes, default=default)
+
+
+STREAM_MIN_BYTES = _last_level_cache_bytes()
+"""Outputs larger than the last-level cache are stored non-temporally: they would not
+stay cached anyway, and a non-temporal store skips reading each line before writing it
+(a third of the memory traffic). Smaller outputs stay cached for their next reader."""
+
+
+def streams(out: np.ndarray) -> bool:
+    """Whether a kernel's stores to ``out`` should be non-temporal (see STREAM_MIN_BYTES)."""
+    return out.nbytes > STREAM_MIN_BYTES
+
+
 SMA_BLOCK = 8
 """Outputs one step of the SMA running sum computes as a vector (eight float64: one
 AVX-512 register, two AVX2 ones)."""
@@ -74,99 +94,139 @@ def _sma_counted(x, out, start, stop, window, inv):
             out[i] = total * inv
 
 
-@intrinsic
-def _sma_block(typingctx, entering, leaving, out, j, total, inv):
-    """out[j + k] = (total + d[0] + ... + d[k]) * inv for k < SMA_BLOCK, where
-    d[k] = entering[j + k] - leaving[j + k - 1]; returns total + sum(d).
+def _sma_block_intrinsic(streaming: bool):
+    """An intrinsic sma_block(entering, leaving, out, j, total, inv) -> total + sum(d):
+    out[j + k] = (total + d[0] + ... + d[k]) * inv for k < SMA_BLOCK, where
+    d[k] = entering[j + k] - leaving[j + k - 1]. &out[j] must be a multiple of
+    SMA_BLOCK * 8 bytes (the store is aligned), non-temporal when ``streaming``; loads
+    are unaligned; nothing is checked: the caller keeps j - 1 and j + SMA_BLOCK - 1
+    inside the three arrays.
 
-    A running sum is a chain of dependent additions, one per output, which held a
-    thread to half the speed of a copy (0.44 vs 0.22 ms per 1e6 outputs in cache). Here the block's differences are summed
-    among themselves as a vector prefix (Sklansky: at each step the lanes whose bit is
-    set add the last lane of the half-block below them, a shuffle and a masked add), and
-    the chain takes one addition per block. Numba has no vector intrinsics and LLVM does
-    not vectorize a prefix sum, hence the LLVM IR. Loads and stores are unaligned and
-    unchecked: the caller keeps j - 1 and j + SMA_BLOCK - 1 inside the three arrays.
+    A running sum is a chain of dependent additions, one per output, which held a thread
+    to half the speed of a copy (0.44 vs 0.22 ms per 1e6 outputs in cache). Here the
+    block's differences are summed among themselves as a vector prefix (Sklansky: at
+    each step the lanes whose bit is set add the last lane of the half-block below them,
+    a shuffle and a masked add) and the chain takes one addition per block. Numba has no
+    vector intrinsics and LLVM does not vectorize a prefix sum, hence the LLVM IR.
     """
-    arrays = (entering, leaving, out)
-    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float64
-               for a in arrays):
-        return None
-    signature = types.float64(entering, leaving, out, types.intp, types.float64, types.float64)
+    @intrinsic
+    def sma_block(typingctx, entering, leaving, out, j, total, inv):
+        arrays = (entering, leaving, out)
+        if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float64
+                   for a in arrays):
+            return None
+        signature = types.float64(entering, leaving, out, types.intp, types.float64, types.float64)
 
+        def codegen(context, builder, sig, args):
+            vector = ir.VectorType(ir.DoubleType(), SMA_BLOCK)
+            lanes = range(SMA_BLOCK)
+
+            def at(array_type, value, index):
+                data = context.make_array(array_type)(context, builder, value).data
+                return builder.bitcast(builder.gep(data, [index]), vector.as_pointer())
+
+            def constant(kind, values):
+                return ir.Constant(ir.VectorType(kind, SMA_BLOCK), list(values))
+
+            def splat(value):
+                first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.IntType(32)(0))
+                return builder.shuffle_vector(first, first, constant(ir.IntType(32), [0] * SMA_BLOCK))
+
+            j, total, inv = args[3], args[4], args[5]
+            d = builder.fsub(builder.load(at(sig.args[0], args[0], j), align=8),
+                             builder.load(at(sig.args[1], args[1], builder.sub(j, j.type(1))), align=8))
+            step = 1
+            while step < SMA_BLOCK:
+                below = constant(ir.IntType(32), [k // (2 * step) * 2 * step + step - 1 for k in lanes])
+                upper = constant(ir.IntType(1), [int(k & step != 0) for k in lanes])
+                d = builder.select(upper, builder.fadd(d, builder.shuffle_vector(d, d, below)), d)
+                step *= 2
+            means = builder.fmul(builder.fadd(splat(total), d), splat(inv))
+            store = builder.store(means, at(sig.args[2], args[2], j), align=8 * SMA_BLOCK)
+            if streaming:
+                store.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
+            return builder.fadd(total, builder.extract_element(d, ir.IntType(32)(SMA_BLOCK - 1)))
+
+        return signature, codegen
+
+    return sma_block
+
+
+_sma_block = _sma_block_intrinsic(False)
+_sma_block_streamed = _sma_block_intrinsic(True)
+
+
+@intrinsic
+def _store_fence(typingctx):
+    """Orders the non-temporal stores before every later access (they are weakly
+    ordered: without it another thread could read an output before it lands)."""
     def codegen(context, builder, sig, args):
-        vector = ir.VectorType(ir.DoubleType(), SMA_BLOCK)
-        lanes = range(SMA_BLOCK)
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
 
-        def at(array_type, value, index):
-            data = context.make_array(array_type)(context, builder, value).data
-            return builder.bitcast(builder.gep(data, [index]), vector.as_pointer())
-
-        def constant(kind, values):
-            return ir.Constant(ir.VectorType(kind, SMA_BLOCK), list(values))
-
-        def splat(value):
-            first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.IntType(32)(0))
-            return builder.shuffle_vector(first, first, constant(ir.IntType(32), [0] * SMA_BLOCK))
-
-        j, total, inv = args[3], args[4], args[5]
-        d = builder.fsub(builder.load(at(sig.args[0], args[0], j), align=8),
-                         builder.load(at(sig.args[1], args[1], builder.sub(j, j.type(1))), align=8))
-        step = 1
-        while step < SMA_BLOCK:
-            below = constant(ir.IntType(32), [k // (2 * step) * 2 * step + step - 1 for k in lanes])
-            upper = constant(ir.IntType(1), [int(k & step != 0) for k in lanes])
-            d = builder.select(upper, builder.fadd(d, builder.shuffle_vector(d, d, below)), d)
-            step *= 2
-        means = builder.fmul(builder.fadd(splat(total), d), splat(inv))
-        builder.store(means, at(sig.args[2], args[2], j), align=8)
-        return builder.fadd(total, builder.extract_element(d, ir.IntType(32)(SMA_BLOCK - 1)))
-
-    return signature, codegen
+    return types.void(), codegen
 
 
 @njit(cache=True)
-def _sma_segment(x, out, start, stop, window, inv):
-    """Running sum over one segment, SMA_BLOCK outputs a step (_sma_block); redone
-    counted when the sum ends NaN, as it does when a NaN entered, an infinity left or
-    infinities of both signs met: any order of the additions gives NaN then, and windows
-    holding infinities of one sign only are right as summed."""
+def _sma_steps(entering, leaving, segment_out, j, stop, total, inv):
+    """The plain running sum from output j up to stop; returns the total."""
+    for k in range(j, stop):
+        total += entering[k] - leaving[k - 1]
+        segment_out[k] = total * inv
+    return total
+
+
+@njit(cache=True)
+def _sma_segment(x, out, start, stop, window, inv, stream):
+    """Running sum over one segment, SMA_BLOCK outputs a step (_sma_block) once the
+    output is aligned; redone counted when the sum ends NaN, as it does when a NaN
+    entered, an infinity left or infinities of both signs met: any order of the
+    additions gives NaN then, and windows holding infinities of one sign only are right
+    as summed."""
     entering, leaving, segment_out = x[start + window - 1:], x[start:], out[start:stop]
+    n = len(segment_out)
     total = _window_sum(x, start, window)
     segment_out[0] = total * inv
     j = 1
-    while j + SMA_BLOCK <= len(segment_out):
-        total = _sma_block(entering, leaving, segment_out, j, total, inv)
+    while j < n and (segment_out.ctypes.data + 8 * j) % (8 * SMA_BLOCK):
+        j += 1
+    total = _sma_steps(entering, leaving, segment_out, 1, j, total, inv)
+    while j + SMA_BLOCK <= n:
+        if stream:
+            total = _sma_block_streamed(entering, leaving, segment_out, j, total, inv)
+        else:
+            total = _sma_block(entering, leaving, segment_out, j, total, inv)
         j += SMA_BLOCK
-    for k in range(j, len(segment_out)):
-        total += entering[k] - leaving[k - 1]
-        segment_out[k] = total * inv
+    total = _sma_steps(entering, leaving, segment_out, j, n, total, inv)
+    if stream:
+        _store_fence()
     if math.isnan(total):
         _sma_counted(x, out, start, stop, window, inv)
 
 
 @njit(cache=True)
-def sma_span(x, out, start, stop, window):
+def sma_span(x, out, start, stop, window, stream):
     """out[i] = mean(x[i:i+window]) for start <= i < stop, segment by segment."""
     inv = 1.0 / window
     segment = max(SEGMENT_MIN, 16 * window)
     for i in range(start, stop, segment):
-        _sma_segment(x, out, i, min(i + segment, stop), window, inv)
+        _sma_segment(x, out, i, min(i + segment, stop), window, inv, stream)
 
 
 @njit(cache=True)
-def sma(x, out, window):
-    sma_span(x, out, 0, len(out), window)
+def sma(x, out, window, stream):
+    sma_span(x, out, 0, len(out), window, stream)
 
 
 @njit(parallel=True, cache=True)
-def sma_parallel(x, out, window, chunks):
+def sma_parallel(x, out, window, chunks, stream):
     """Each chunk of outputs reads its inputs plus a (window - 1) halo past its end."""
     size = -(-len(out) // chunks)
     for k in prange(chunks):
         start = k * size
         stop = min(start + size, len(out))
         if start < stop:
-            sma_span(x, out, start, stop, window)
+            sma_span(x, out, start, stop, window, stream)
 
 
 @njit(cache=True)
