@@ -25,9 +25,10 @@ def _compile_metrics(name: str):
 
 @PARADIGM.implements("sma", metrics=_compile_metrics("sma"))
 def sma(x, window):
-    """Running sum, four segments interleaved, re-anchored exactly every segment."""
+    """Running sum, eight outputs a step as a vector prefix sum, re-anchored exactly every segment."""
     x, window, out = arrays.moving_window(x, window)
-    _kernels().sma(x, out, window)
+    kernels = _kernels()
+    kernels.sma(x, out, window, kernels.streams(out))
     return out
 
 

@@ -54,7 +54,8 @@ def sma(x, window, *, threads=arrays.DEFAULT_THREADS):
     """One chunk of outputs per thread, each reading a (window - 1) halo past its end."""
     x, window, out = arrays.moving_window(x, window)
     with _numba_threads(threads):
-        _kernels().sma_parallel(x, out, window, min(threads, len(out)))
+        kernels = _kernels()
+        kernels.sma_parallel(x, out, window, min(threads, len(out)), kernels.streams(out))
     return out
 
 

@@ -188,6 +188,25 @@ def test_sma_without_nans_on_the_interleaved_path(walk, name, settings):
         assert relative_error(impl(walk, window, **settings), reference(walk, window)) <= 1e-12, window
 
 
+@pytest.mark.parametrize("name, settings", [("numba", {}), ("numba-parallel", {"threads": 2})])
+def test_sma_nan_rule_with_non_temporal_stores(walk, name, settings, monkeypatch):
+    """The stores that skip the cache, which only outputs larger than the last-level
+    cache take (none of the check cases), keep the NaN and infinity rule."""
+    impl = available("sma", name)
+    from factorbench.impls._support import numba_loops
+
+    monkeypatch.setattr(numba_loops, "STREAM_MIN_BYTES", 0)
+    reference = fb.kernel("sma").reference
+    x = walk.copy()
+    x[[0, 4095, 4096, 8200, 12_300, 16_383, 16_400, 50_000, 100_002]] = np.nan
+    x[70_000], x[80_000], x[80_005] = np.inf, np.inf, -np.inf
+    for window in (1, 7, 20, 333):
+        with np.errstate(invalid="ignore"):
+            expected = reference(x, window)
+        assert relative_error(impl(x, window, **settings), expected) <= 1e-12, window
+        assert relative_error(impl(walk[1:], window, **settings), reference(walk[1:], window)) <= 1e-12, window
+
+
 @pytest.mark.parametrize("name", ["cython", "numba"])
 def test_sma_running_sum_keeps_float64_accuracy_over_10m_points(name):
     """Re-anchoring bounds the running sum's drift by one segment, not by n: ours is
