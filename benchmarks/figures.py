@@ -13,6 +13,7 @@ The figures themselves come from one real call per case at medium size in asv's 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import itertools
 import json
 import math
@@ -27,10 +28,16 @@ from . import _asv, suite
 
 
 def metric_keys() -> dict[str, list[str]]:
-    with_metrics = [case for case in suite.benchmarks() if case.impl.metrics is not None and case.impl.available]
+    # Availability is probed in the child only: probing multiprocessing here starts its
+    # resource tracker in the process asv's forkserver forks every benchmark from; they
+    # would all share it, and it is killed with that server at the end of the run without
+    # unlinking their shared memory (~1,300 segments and semaphores after one full run).
+    # The installed distributions stand in for availability in the cache's key.
+    with_metrics = [case for case in suite.benchmarks() if case.impl.metrics is not None]
     if not with_metrics:
         return {}
-    code = json.dumps([fb.__file__, *(case.version for case in with_metrics)])
+    installed = sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in importlib.metadata.distributions())
+    code = json.dumps([fb.__file__, *(case.version for case in with_metrics), *installed])
     cache = Path(tempfile.gettempdir()) / f"factorbench-metric-keys-{hashlib.sha256(code.encode()).hexdigest()[:16]}.json"
     if not cache.exists():
         partial = cache.with_suffix(".partial")

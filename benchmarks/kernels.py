@@ -16,6 +16,14 @@ implementation, settings), named ``<kernel>__<implementation>[__<setting>_<value
 
 The figures implementations report through ``metrics()`` are tracked in figures.py.
 
+Rounds and samples: asv runs each (benchmark, parameters, round) in a process of its own,
+so what a process costs before its first sample is paid again for each. In-process
+implementations keep asv's two rounds (the spread between processes is part of their
+noise) and take 5 to 50 samples a round, cut at 1 s. Those that start worker processes
+or a cluster (multiprocessing, Dask local-cluster, GPUs) spend seconds starting them
+in every process, far more than sampling: one round of 3 to 10 samples, cut at 1 s; their
+call is still timed against a warm pool, which the check and size fit start first.
+
 ``setup`` builds the inputs (outside the timed region) and runs the correctness check,
 so a wrong implementation fails loudly instead of being timed; an unavailable one raises
 NotImplementedError, which asv reports as skipped. Each class's ``version`` hashes the
@@ -85,8 +93,8 @@ def suite_class(case: suite.Benchmark) -> type:
         "params": case.params,
         "param_names": case.param_names,
         # asv times one call per sample when setup is defined: 5 to 50 samples a round,
-        # cut at 2 s (the slowest cases, ~0.5 s a call, take the 5 and no more).
-        "repeat": (5, 50, 2.0),
+        # cut at 1 s (the slowest cases, ~0.5 s a call, take the 5 and no more).
+        "repeat": (5, 50, 1.0),
         "setup": _setup,
         "time_call": _asv.method(_call),
     }
@@ -94,8 +102,8 @@ def suite_class(case: suite.Benchmark) -> type:
         body["peakmem_call"] = _asv.method(_call, **medium)
         body["track_peak_allocated"] = _asv.method(_peak_allocated, unit="bytes", **medium)
     if uses_other_processes(case):
-        # Every asv process starts its own pool or cluster (seconds, the bulk of a full
-        # run): one round, and 3 to 10 samples capped at 1 s, keep these to a few seconds.
+        # Every asv process starts its own pool or cluster (seconds, more than the
+        # samples): one round, and 3 to 10 samples capped at 1 s (see the docstring).
         body.update(rounds=1, repeat=(3, 10, 1.0))
     base = suite.baseline(case)
     if base is not None:

@@ -53,7 +53,9 @@ def source_text(func) -> str:
     try:
         return inspect.getsource(func)
     except (OSError, TypeError):
-        return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}"
+        # a callable object (the GPU paradigms' DeviceCall) by its class: its repr holds
+        # an address, which gave it a new version in every process
+        return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', type(func).__qualname__)}"
 
 
 def sizes(spec: Kernel) -> tuple[int, ...]:

@@ -163,6 +163,16 @@ def test_suite_has_a_time_benchmark_for_every_registry_case():
     assert any(name.endswith(".track_numexpr_threads") for name in names)  # from numexpr's metrics()
 
 
+def test_importing_the_suite_starts_no_resource_tracker():
+    # asv.conf.json forks every benchmark from a server that imported the suite: a tracker
+    # started there would be shared by all of them and killed with the server, so the
+    # shared memory and semaphores of every pool benchmark would stay in /dev/shm.
+    code = ("import benchmarks.kernels, benchmarks.figures\n"
+            "from multiprocessing import resource_tracker\n"
+            "assert resource_tracker._resource_tracker._pid is None, 'a resource tracker was started'")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=600)
+
+
 def test_unavailable_registry_implementations_skip_in_setup():
     for case in suite.benchmarks():
         if not case.impl.available:
