@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from rich.markup import escape
 from rich.table import Table
 
@@ -59,7 +61,11 @@ def print_tables(doc: dict, wide: bool | None = None) -> None:
         spec = get_kernel(case.kernel)
         table = Table(title=escape(case.title), caption=escape(spec.signature), title_justify="left")
         notes = (wide_rows if wide else compact_rows)(table, case, measured)
-        console.print(table)
+        fit_columns(table)
+        # Every column asked for in a narrower console (a CI log's 80) would squeeze the
+        # figures to nothing beside full implementation names: the lines run long instead.
+        with wide_enough(console.measure(table, options=console.options.update_width(1000)).maximum if wide else 0):
+            console.print(table)
         for number, note in enumerate(notes, 1):
             console.print(f"  [{number}] {escape(note)}", highlight=False)
     console.print("Speed-ups compare time per element, so a row measured at a smaller size "
@@ -69,6 +75,33 @@ def print_tables(doc: dict, wide: bool | None = None) -> None:
                   + "% of floor: the applicable floor's time / median (fresh: output allocated and "
                   "filled, stream: copy into an existing array; on nT threads).")
     print_floors(measured)
+
+
+FLEXIBLE_COLUMNS = ("implementation", "paradigm", "note")
+
+
+def fit_columns(table: Table) -> None:
+    """Figures and their headers keep their full width; what is left goes to the text
+    columns, an implementation label wrapping between its words ("dask (scheduler=...,"
+    over "chunk_size=auto)") so that long settings never squeeze the figures to "7.15 ms…"."""
+    for column in table.columns:
+        texts = [str(cell) for cell in column.cells]
+        if column.header == "implementation":
+            column.no_wrap = False
+            column.min_width = max((len(word) for text in texts for word in text.split()), default=0)
+        elif column.header not in FLEXIBLE_COLUMNS:
+            column.min_width = max(len(text) for text in [*texts, str(column.header)])
+
+
+@contextlib.contextmanager
+def wide_enough(columns: int):
+    """The console at least ``columns`` wide meanwhile (rich never renders wider itself)."""
+    width = console.width
+    console.width = max(width, columns)
+    try:
+        yield
+    finally:
+        console.width = width
 
 
 class Notes(list):
