@@ -19,10 +19,11 @@ The figures implementations report through ``metrics()`` are tracked in figures.
 Rounds and samples: asv runs each (benchmark, parameters, round) in a process of its own,
 so what a process costs before its first sample is paid again for each. In-process
 implementations keep asv's two rounds (the spread between processes is part of their
-noise) and take 5 to 50 samples a round, cut at 1 s. Those that start worker processes
-or a cluster (multiprocessing, Dask local-cluster, GPUs) spend seconds starting them
-in every process, far more than sampling: one round of 3 to 10 samples, cut at 1 s; their
-call is still timed against a warm pool, which the check and size fit start first.
+noise) and take 5 to 50 samples a round, cut at 1 s. The paradigms the callgrind gate
+leaves to wall time (multiprocessing, Dask, GPUs) spend seconds in every process starting
+a pool, a cluster, a device or Dask's scheduler and graph, more than sampling: one round
+of 3 to 10 samples, cut at 1 s; their call is still timed warm, after the check and size
+fit started what it needs.
 
 ``setup`` builds the inputs (outside the timed region) and runs the correctness check,
 so a wrong implementation fails loudly instead of being timed; an unavailable one raises
@@ -78,9 +79,9 @@ def _time_vs_loop(self, size, *variants):
 
 
 def uses_other_processes(case: suite.Benchmark) -> bool:
-    """Process pools, Dask clusters, GPUs: the paradigms whose counts do not reproduce
-    either, for the same reason (the work and its start-up happen elsewhere). A commit
-    whose registry predates the flag counts as not."""
+    """Process pools, Dask, GPUs: the paradigms whose counts do not reproduce either, for
+    the same reason (the work and its start-up happen elsewhere or follow wall time). A
+    commit whose registry predates the flag counts as not."""
     reason = getattr(case.impl, "uncountable_reason", None)
     return bool(reason and reason(case.settings))
 

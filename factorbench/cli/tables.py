@@ -64,7 +64,7 @@ def print_tables(doc: dict, wide: bool | None = None) -> None:
         fit_columns(table)
         # Every column asked for in a narrower console (a CI log's 80) would squeeze the
         # figures to nothing beside full implementation names: the lines run long instead.
-        with wide_enough(console.measure(table, options=console.options.update_width(1000)).maximum if wide else 0):
+        with wide_enough(needed_width(table) if wide else 0):
             console.print(table)
         for number, note in enumerate(notes, 1):
             console.print(f"  [{number}] {escape(note)}", highlight=False)
@@ -91,6 +91,11 @@ def fit_columns(table: Table) -> None:
             column.min_width = max((len(word) for text in texts for word in text.split()), default=0)
         elif column.header not in FLEXIBLE_COLUMNS:
             column.min_width = max(len(text) for text in [*texts, str(column.header)])
+
+
+def needed_width(table: Table) -> int:
+    """The width at which every cell of ``table`` fits unwrapped."""
+    return console.measure(table, options=console.options.update_width(10_000)).maximum
 
 
 @contextlib.contextmanager
@@ -214,6 +219,9 @@ def print_workloads(doc: dict) -> None:
                              justify="left" if column == "label" else "right")
         for row in section["rows"]:
             table.add_row(*(escape(fmt.metric(row.get(c, ""), section["units"].get(c, ""))) for c in columns))
-        console.print(table)
+        # A workload's dozen figure columns cannot share 80 columns: at the width they need,
+        # a CI log's lines run long but every cell stays whole.
+        with wide_enough(needed_width(table)):
+            console.print(table)
         for note in section.get("notes", []):
             console.print(f"  {escape(note)}")
