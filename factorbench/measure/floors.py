@@ -19,23 +19,15 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
+
+from factorbench.parallel import last_level_cache_bytes
 
 DEFAULT_BYTES = 400 * 2**20
 QUICK_BYTES = 64 * 2**20
 CACHE_MULTIPLE = 4
 """Arrays are at least this many times the last-level cache, so caches cannot hold them."""
-
-
-def last_level_cache_bytes() -> int | None:
-    sizes = []
-    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        text = path.read_text().strip()
-        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-        sizes.append(int(text.rstrip("KMG")) * scale)
-    return max(sizes) if sizes else None
 
 
 def array_bytes(quick: bool) -> int:

@@ -1,1 +1,14 @@
-"""Parallel plumbing: process pools with shared memory, Dask schedulers and clusters, GPU timing."""
+"""Parallel plumbing: process pools with shared memory, Dask schedulers and clusters, GPU timing;
+and the cache size that both the floors and the kernels' store paths size their work by."""
+
+from pathlib import Path
+
+
+def last_level_cache_bytes() -> int | None:
+    """The largest cache of CPU 0 (the last level), from sysfs; None where it is not readable."""
+    sizes = []
+    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = path.read_text().strip()
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        sizes.append(int(text.rstrip("KMG")) * scale)
+    return max(sizes) if sizes else None

@@ -9,12 +9,13 @@ cold call shows which case a run hit.
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core.extending import intrinsic
+
+from factorbench.parallel import last_level_cache_bytes
 
 SEGMENT_MIN = 4096
 """Outputs per running-sum segment at least: each segment starts from an exact window
@@ -22,15 +23,7 @@ sum, which bounds float64 drift, and costs `window` additions, so segments are l
 POWER_REFRESH = 64
 """The EMA fix-up multiplies powers of (1 - alpha) step by step and recomputes them
 exactly this often, so their rounding cannot grow with the chunk length."""
-def _last_level_cache_bytes(default: int = 32 * 2**20) -> int:
-    sizes = []
-    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        text = path.read_text().strip()
-        sizes.append(int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1))
-    return max(sizes, default=default)
-
-
-STREAM_MIN_BYTES = _last_level_cache_bytes()
+STREAM_MIN_BYTES = last_level_cache_bytes() or 32 * 2**20
 """Outputs larger than the last-level cache are stored non-temporally: they would not
 stay cached anyway, and a non-temporal store skips reading each line before writing it
 (a third of the memory traffic). Smaller outputs stay cached for their next reader."""
