@@ -189,18 +189,19 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     meta = machine.describe()
     meta["pinned_cpus"] = options.cpus
     meta["ci_method"] = stats.ROUNDS_CI_METHOD if options.rounds > 1 else stats.CI_METHOD
-    meta["isolation"] = "in-process" if options.in_process else "worker process per implementation"
+    meta["isolation"] = "in-process" if options.in_process else "worker process per implementation and round"
     load = machine.LoadMonitor()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     cases = plan(options) if runs_kernels(options) else []
     # One unit per implementation, over all its settings and cases: one worker each, so a
     # JIT compiles and a pool or cluster starts once per implementation and round.
     units: dict[Implementation, list[UnitCase]] = {}
+    positions = itertools.count()
     for spec, params in cases:
         for impl in selected(options, spec.name):
             for settings in settings_sweep(impl, options):
                 units.setdefault(impl, []).append(UnitCase(settings, json.dumps(settings, sort_keys=True), spec,
-                                                           params, position=sum(map(len, units.values()))))
+                                                           params, position=next(positions)))
     # Each row's record of every round so far, by its place in the results (plan order).
     rounds_of: dict[int, list[Measurement]] = {}
     sections: list[dict] = []
@@ -304,8 +305,9 @@ def merge_rounds(records: list[Measurement]) -> Measurement:
     problem = next((record for record in records[1:] if record.status != "ok"), None)
     if problem is not None:
         number = records.index(problem) + 1
-        return msgspec.structs.replace(problem, requested_params=first.requested_params, cold_call_s=first.cold_call_s,
-                       reason=f"in round {number} of {len(records)}: {problem.reason}")
+        return msgspec.structs.replace(problem, requested_params=first.requested_params,
+                                       cold_call_s=first.cold_call_s,
+                                       reason=f"in round {number} of {len(records)}: {problem.reason}")
     if len(records) == 1 or first.status != "ok":
         return msgspec.structs.replace(first, round_medians=[first.median] if first.median is not None else [])
     times = [t for record in records for t in record.times]

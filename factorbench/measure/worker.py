@@ -192,8 +192,7 @@ class Worker:
 class Zygote:
     """The process each round's workers are forked from, with factorbench, the paradigms and
     the libraries they require already imported (multiprocessing's forkserver with preload,
-    made for workers
-    that need their own session, stderr file and exit status). Forked, a worker starts in
+    made for workers that need their own session, stderr file and exit status). Forked, a worker starts in
     milliseconds instead of ~0.2 s plus its libraries' imports. A zygote serves one round,
     so every round's workers come from a fresh exec (address-space layout, hash seed) and
     the rounds sample those too. No implementation ever runs in the zygote itself."""
