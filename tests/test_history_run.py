@@ -183,3 +183,11 @@ def test_gate_from_a_commit_the_benchmarks_cannot_load_against(team, tmp_path):
     assert row["status"] == "new"
     assert row["note"].startswith(f"not counted at {ids['c01'][:10]}: plugin tiny_bench.py could not be loaded "
                                   "against this commit's build: ImportError: cannot import name 'rolling_sum'"), row
+
+
+def test_bisect_before_adoption_names_the_slowing_commit(team):
+    repo, ids, env = team
+    done = cli("bisect", ids["c02"], ids["c09"], "--bench", "rolling_sum__", cwd=repo, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (f"first regressed commit: {ids['c06'][:10]} c06: rolling_sum checks its totals (1.5x the work)"
+            in done.stdout), done.stdout[-3000:]
