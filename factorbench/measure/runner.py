@@ -26,6 +26,7 @@ from factorbench.measure.check import trusted_answer
 from factorbench.measure.matrix import PROFILE_KEY, profile
 from factorbench.measure.memory import memory_bound
 from factorbench.measure.worker import Worker, WorkerLost, Zygote
+from factorbench.parallel import schedulers
 from factorbench.registry import Implementation, artifacts_in, implementations
 from factorbench.results.format import params as fmt_params
 from factorbench.results.schema import PROBLEM_STATUSES, Measurement, document, write
@@ -212,6 +213,18 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                                                            params, position=next(positions)))
     # Each row's record of every round so far, by its place in the results (plan order).
     rounds_of: dict[int, list[Measurement]] = {}
+    down = schedulers.unreachable(case.settings.get("scheduler") for impl, all_cases in units.items()
+                                  if impl.available for case in all_cases)
+    for impl, all_cases in list(units.items()):
+        for case in all_cases:
+            reason = down.get(case.settings.get("scheduler")) if impl.available else None
+            if reason:
+                rounds_of[case.position] = [blank(case.spec, impl, case.settings, case.params, "failed", reason)]
+                if log:
+                    log(f"  FAILED {impl.kernel}/{impl.name} {format_settings(case.settings)}: {reason}")
+        units[impl] = [case for case in all_cases if case.position not in rounds_of]
+        if not units[impl]:
+            del units[impl]
     sections: list[dict] = []
     profiles: dict[tuple, dict] = {}
     """Each implementation's row of the correctness matrix, by (kernel, name, settings)."""
