@@ -12,6 +12,7 @@ from factorbench.cli.parser import (
     DEFAULT_JSON,
     UsageError,
     add_plugin_option,
+    byte_size,
     chunk_sizes,
     count,
     counts,
@@ -66,6 +67,9 @@ def add_parser(sub) -> None:
     run.add_argument("--timeout", type=number, metavar="S",
                      help="hard deadline of each implementation's call on a case, after which its worker is "
                           "killed and the row is a timeout (default 60 + 5 x the time budget)")
+    run.add_argument("--memory-limit", type=byte_size, metavar="SIZE",
+                     help="most memory the run may use, e.g. 2g (binary units); the cgroup's limit and the "
+                          "available memory bound it too, and 25%% of the smallest is kept free")
     run.add_argument("--in-process", action="store_true",
                      help="measure in this process instead of one worker process per implementation "
                           "(for pdb and profilers; a crash or hang then takes the run down)")
@@ -104,7 +108,7 @@ def command(args) -> int:
         settings={key: values for key, values in (("processes", args.processes), ("scheduler", args.scheduler),
                                                   ("chunk_size", args.chunk_size)) if values},
         cpus=args.cpus, precision=args.precision, rounds=args.rounds, timeout_s=args.timeout,
-        in_process=args.in_process,
+        in_process=args.in_process, memory_limit_bytes=args.memory_limit,
     )
     try:
         validate_options(options)

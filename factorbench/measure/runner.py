@@ -24,6 +24,7 @@ from factorbench.measure import affinity, floors, machine, stats, threads
 from factorbench.measure.case import Session, blank, measure_case
 from factorbench.measure.check import trusted_answer
 from factorbench.measure.matrix import PROFILE_KEY, profile
+from factorbench.measure.memory import memory_bound
 from factorbench.measure.worker import Worker, WorkerLost, Zygote
 from factorbench.parallel import schedulers
 from factorbench.registry import Implementation, artifacts_in, implementations
@@ -69,6 +70,9 @@ class RunOptions:
     process (as pyperf's processes): the CI and the run-vs-run test are between rounds."""
     in_process: bool = False
     """Measure in the runner's own process (for pdb and profilers), not in workers."""
+    memory_limit_bytes: int | None = None
+    """At most this much memory for the run (--memory-limit); the cgroup's limit and the
+    available memory bound it too (see measure.memory)."""
     artifacts_dir: str | None = None
     """Where files for the report go (task graphs, profiles); default: beside the results
     file, named after it ('results-artifacts/' for 'results.json')."""
@@ -97,6 +101,8 @@ def validate_options(options: RunOptions) -> None:
         raise ValueError(f"--precision must be between 0 and 1 (0.02 = 2%), got {options.precision:g}")
     if options.timeout_s is not None and options.timeout_s <= 0:
         raise ValueError(f"--timeout must be > 0, got {options.timeout_s:g}")
+    if options.memory_limit_bytes is not None and options.memory_limit_bytes <= 0:
+        raise ValueError(f"--memory-limit must be > 0, got {options.memory_limit_bytes}")
     if options.time_budget_s <= 0:
         raise ValueError(f"--time-budget must be > 0, got {options.time_budget_s}")
     if any(count < 1 for count in options.threads):
@@ -191,6 +197,8 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     meta["pinned_cpus"] = options.cpus
     meta["ci_method"] = stats.ROUNDS_CI_METHOD if options.rounds > 1 else stats.CI_METHOD
     meta["isolation"] = "in-process" if options.in_process else "worker process per implementation and round"
+    bound = memory_bound(options.memory_limit_bytes)
+    meta["memory_bound"] = bound.to_json()
     load = machine.LoadMonitor()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     cases = plan(options) if runs_kernels(options) else []
@@ -226,7 +234,8 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         # Measured in the same run, so "% of floor" compares like with like: one thread and
         # the run's most threads (or all CPUs), streaming and fresh-output.
         counts = sorted({1, max(options.threads) if options.threads else len(os.sched_getaffinity(0))})
-        meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick), thread_counts=tuple(counts))
+        nbytes, why = floors.array_bytes(options.quick, bound)
+        meta["bandwidth"] = floors.measure(nbytes, thread_counts=tuple(counts), why=why)
 
     def save():
         meta["load"] = load.describe()
