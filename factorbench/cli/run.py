@@ -98,12 +98,12 @@ def command(args) -> int:
         params["window"] = args.window
     if args.alpha is not None:
         params["alpha"] = args.alpha
+    if args.time_budget is not None and args.time_budget <= 0:  # RunOptions reads 0 as "the default"
+        raise UsageError(f"--time-budget must be > 0, got {args.time_budget:g}")
     options = RunOptions(
         kernels=args.kernel, paradigms=args.paradigm, implementations=args.implementation,
         sizes=[s for group in args.size for s in group], params=params, quick=args.quick,
-        repeat=args.repeat if args.repeat is not None else (3 if args.quick else 7),
-        min_sample_s=0.01 if args.quick else 0.05,
-        time_budget_s=args.time_budget if args.time_budget is not None else (2.0 if args.quick else 10.0),
+        repeat=args.repeat or 0, time_budget_s=args.time_budget or 0.0,
         workloads=args.workload, seed=args.seed, threads=args.threads,
         settings={key: values for key, values in (("processes", args.processes), ("scheduler", args.scheduler),
                                                   ("chunk_size", args.chunk_size)) if values},

@@ -45,10 +45,14 @@ class RunOptions:
     params: dict[str, Any] = field(default_factory=dict)
     """Overrides of kernel parameters (window, alpha, cols, ...); applied where a kernel has them."""
     quick: bool = False
-    repeat: int = 7
-    min_sample_s: float = 0.05
-    time_budget_s: float = 10.0
-    """Per implementation and case: a slower one is measured at a smaller size, labelled."""
+    """Small sizes, and the quick defaults of the three below where they are left at 0."""
+    repeat: int = 0
+    """Samples per measurement; 0: 7, or 3 for a quick run."""
+    min_sample_s: float = 0.0
+    """Shortest sample (calls are batched up to it); 0: 0.05 s, or 0.01 s for a quick run."""
+    time_budget_s: float = 0.0
+    """Per implementation and case: a slower one is measured at a smaller size, labelled;
+    0: 10 s, or 2 s for a quick run."""
     workloads: list[str] | None = None
     """Workload names; None runs every workload unless kernels, paradigms or
     implementations were chosen. Workloads chosen without any of those run alone."""
@@ -76,6 +80,12 @@ class RunOptions:
     artifacts_dir: str | None = None
     """Where files for the report go (task graphs, profiles); default: beside the results
     file, named after it ('results-artifacts/' for 'results.json')."""
+
+    def __post_init__(self):
+        # Here rather than in the CLI, so RunOptions(quick=True) from Python is as quick.
+        self.repeat = self.repeat or (3 if self.quick else 7)
+        self.min_sample_s = self.min_sample_s or (0.01 if self.quick else 0.05)
+        self.time_budget_s = self.time_budget_s or (2.0 if self.quick else 10.0)
 
     def to_json(self) -> dict:
         return asdict(self)
