@@ -218,7 +218,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                                   if impl.available for case in all_cases)
     for impl, all_cases in list(units.items()):
         for case in all_cases:
-            reason = down.get(case.settings.get("scheduler")) if impl.available else None
+            reason = down.get(str(case.settings.get("scheduler"))) if impl.available else None
             if reason:
                 rounds_of[case.position] = [blank(case.spec, impl, case.settings, case.params, "failed", reason)]
                 if log:
