@@ -76,3 +76,77 @@ def test_a_bad_memory_limit_is_one_line_and_exit_2(text, capsys):
     assert main(["run", "--kernel", "sma", f"--memory-limit={text}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) >= 1 and "--memory-limit" in err[-1] and "2g" in err[-1], err
+
+
+def test_cases_and_workloads_that_cannot_fit_are_skipped_before_they_start(tmp_path):
+    doc = run(RunOptions(kernels=["sma"], implementations=["vectorized-cumsum"], sizes=[1000, 4_000_000],
+                         rounds=1, repeat=1, precision=None, time_budget_s=0.5, in_process=True,
+                         memory_limit_bytes=96 * MiB))
+    rows = {row["params"]["n"]: row for row in doc["results"]}
+    assert rows[1000]["status"] == "ok"
+    big = rows[4_000_000]
+    assert big["status"] == "skipped" and big["times"] == [] and big["peak_rss_bytes"] is None
+    # 2 x (8n + 8(n - 19)) + 8(n - 19) bytes: the case's arrays, a second output, the trusted answer
+    assert "its inputs and outputs needs ~153 MiB, more than the memory bound of" in big["reason"]
+    assert "--memory-limit of 96 MiB, less 25% kept free" in big["reason"]
+
+
+def test_a_workload_whose_data_cannot_fit_is_skipped_with_its_size():
+    from functools import partial
+
+    from factorbench.measure.memory import too_big
+    from factorbench.workloads import run_workload, workload
+
+    spec = workload("overlap")
+    if spec.reason:
+        pytest.skip(f"overlap cannot run here: {spec.reason}")
+    options = RunOptions(quick=True, workloads=["overlap"])
+    section = run_workload("overlap", options, partial(too_big, bound=MemoryBound(4 * MiB, "--memory-limit")))
+    assert section["status"] == "skipped" and section["rows"] == []
+    assert section["reason"].startswith(f"its data needs ~{spec.data_bytes(options) / MiB:.3g} MiB, more than")
+    assert "--memory-limit of 4 MiB" in section["reason"]
+
+
+PLUGINS = Path(__file__).with_name("plugins")
+SMALL, LARGE = 50_000, 300_000  # the faulty implementations misbehave above 200,000 elements
+
+
+def factorbench(*args, timeout=300, preexec_fn=None):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "200", "FACTORBENCH_PLUGINS": "fb_faulty_paradigm",
+           "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "factorbench", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, preexec_fn=preexec_fn)
+
+
+def hoarding_run(tmp_path, *options, preexec_fn=None) -> dict:
+    """A quick run of an implementation that fills memory at the large size, beside a good one."""
+    from factorbench.results import schema
+
+    path, report = tmp_path / "results.json", tmp_path / "report.html"
+    done = factorbench("run", "--quick", "--kernel", "sma", "--size", f"{SMALL},{LARGE}",
+                       "--implementation", "hoards-memory", "--implementation", "vectorized-cumsum",
+                       "--time-budget", "0.3", "--json", str(path), "--report", str(report), *options,
+                       preexec_fn=preexec_fn)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert report.exists() and "hoards-memory" in report.read_text()
+    doc = schema.load(path)
+    rows = {(row["implementation"], row["params"]["n"]): row for row in doc["results"]}
+    assert len(rows) == 4
+    for key, row in rows.items():
+        if key != ("hoards-memory", LARGE):  # nothing else lost
+            assert row["status"] == "ok" and len(row["round_medians"]) == 3, row
+            assert row["peak_rss_bytes"] > 10 * MiB
+    return rows[("hoards-memory", LARGE)]
+
+
+def test_a_worker_past_its_memory_limit_is_an_out_of_memory_row_and_the_run_goes_on(tmp_path):
+    """--memory-limit holds every worker to it (RLIMIT_AS): the allocation past it fails."""
+    row = hoarding_run(tmp_path, "--memory-limit", "512m")
+    assert row["status"] == "crashed", row
+    assert row["reason"].startswith("out of memory: MemoryError: ") and "; peak RSS " in row["reason"]
+    assert "; limit: --memory-limit 512 MiB (RLIMIT_AS" in row["reason"]
+    assert 10 * MiB < row["peak_rss_bytes"]

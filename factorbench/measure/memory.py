@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from factorbench.kernels import Kernel
 from factorbench.measure import cgroups
 
 KEPT_FREE_FRACTION = 0.25
@@ -34,6 +35,10 @@ class MemoryBound:
         return (f"{gib(self.usable_bytes)} (the {self.limited_by} of {gib(self.limit_bytes)}, "
                 f"less {KEPT_FREE_FRACTION:.0%} kept free)")
 
+    def limit_text(self) -> str:
+        """'the cgroup memory limit of 2 GiB'."""
+        return f"the {self.limited_by} of {gib(self.limit_bytes)}"
+
     def to_json(self) -> dict:
         return {"limit_bytes": self.limit_bytes, "limited_by": self.limited_by,
                 "usable_bytes": self.usable_bytes, "kept_free_fraction": KEPT_FREE_FRACTION}
@@ -54,3 +59,60 @@ def memory_bound(memory_limit_bytes: int | None = None) -> MemoryBound:
         limits.append((memory_limit_bytes, "--memory-limit"))
     limit, limited_by = min(limits)
     return MemoryBound(limit, limited_by)
+
+
+def case_bytes(spec: Kernel, params: dict) -> int:
+    """What one case holds at once in its worker, at most: its inputs and its output (the
+    bytes one call moves), a second output (the last timed call's, kept to be checked
+    while the next call makes one), and the trusted answer with its own inputs."""
+    output = spec.output_bytes(params) if spec.output_bytes else 0
+    return 2 * spec.bytes_moved(params) + output
+
+
+def too_big(needed: int, what: str, bound: MemoryBound) -> str | None:
+    """The reason ``what`` cannot run within ``bound`` (None when it fits)."""
+    if needed <= bound.usable_bytes:
+        return None
+    return f"{what} needs ~{gib(needed)}, more than the memory bound of {bound.describe()}"
+
+
+def peak_rss_bytes(pid: int | str = "self") -> int | None:
+    """A process's resident-set high-water mark (VmHWM); None where it is not readable."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def reset_peak_rss() -> None:
+    """Start this process's high-water mark anew at its current RSS (Linux 4.0+; elsewhere
+    the mark keeps counting from the process's start)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
+
+
+def out_of_memory(how: str, peak: int | None, limit: str) -> str:
+    """A crashed row's reason: 'out of memory: <how>; peak RSS 1.9 GiB; limit: <limit>'."""
+    return f"out of memory: {how}; peak RSS {gib(peak) if peak else 'unknown'}; limit: {limit}"
+
+
+def limit_address_space(extra_bytes: int) -> str:
+    """Let this process (a worker) grow its address space by at most ``extra_bytes``
+    (RLIMIT_AS, inherited by what it starts): past it an allocation fails (MemoryError)
+    instead of the OOM killer ending the process. Returns the limit in words."""
+    import resource
+
+    current = psutil.Process().memory_info().vms
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    wanted = current + extra_bytes
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+    return f"--memory-limit {gib(extra_bytes)} (RLIMIT_AS: the worker's address space may grow by that much)"

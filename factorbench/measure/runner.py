@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import itertools
 import json
 import os
@@ -24,7 +25,7 @@ from factorbench.measure import affinity, floors, machine, stats, threads
 from factorbench.measure.case import Session, blank, measure_case
 from factorbench.measure.check import trusted_answer
 from factorbench.measure.matrix import PROFILE_KEY, profile
-from factorbench.measure.memory import memory_bound
+from factorbench.measure.memory import MemoryBound, case_bytes, memory_bound, too_big
 from factorbench.measure.worker import Worker, WorkerLost, Zygote
 from factorbench.parallel import schedulers
 from factorbench.registry import Implementation, artifacts_in, implementations
@@ -293,7 +294,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                     if progress:  # what is being measured, before it is
                         progress(f"{impl.kernel} {impl.name} {format_settings(unit_cases[0].settings)}", done, total)
                     records = _measure_unit(impl, unit_cases, options, answers, artifacts, Path(scratch), retiring,
-                                            zygote, round_number)
+                                            zygote, round_number, bound)
                     # Not zip(): it would leave the generator suspended, to be closed (its worker
                     # killed) by the garbage collector, where a Ctrl-C is ignored.
                     for number, record in enumerate(records):
@@ -316,7 +317,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         for name in chosen_workloads:
             if progress:
                 progress(f"workload {name}", done, total)
-            sections.append(run_workload(name, options))
+            sections.append(run_workload(name, options, functools.partial(too_big, bound=bound)))
             done += 1
             save()
         if progress:
@@ -353,32 +354,47 @@ def merge_rounds(records: list[Measurement]) -> Measurement:
         stopped_by=", ".join(dict.fromkeys(record.stopped_by or "" for record in records)),
         unstable=stats.unstable(times, first.median * (first.calls_per_sample or 1) if first.median else None)
         + ([disagreement] if disagreement else []),
-        max_error=_largest_error(records), elapsed_s=sum(record.elapsed_s or 0.0 for record in records))
+        max_error=_largest_error(records), elapsed_s=sum(record.elapsed_s or 0.0 for record in records),
+        peak_rss_bytes=max((record.peak_rss_bytes for record in records if record.peak_rss_bytes is not None),
+                           default=None))
 
 
 class TrustedAnswers:
-    """The trusted answer of each case at each measured size, computed once in the runner
-    and kept as .npy files that workers memory-map."""
+    """The trusted answer of each case at each measured size, computed once — by the first
+    worker that needs it, so the runner never holds a benchmark-size array (in-process:
+    by the runner) — and kept as .npy files that workers memory-map."""
 
     def __init__(self, folder: Path, seed: int):
         self.folder, self.seed = folder, seed
         self.paths: dict[str, str | None] = {}
+        """Each answer's file, None where it could not be computed."""
 
-    def path(self, spec: Kernel, params: dict) -> str | None:
-        key = json.dumps([spec.name, params], sort_keys=True)
-        if key not in self.paths:
-            try:
-                answer, _ = trusted_answer(spec, params, self.seed)
-            except Exception:
-                self.paths[key] = None
-            else:
-                path = self.folder / f"expected-{len(self.paths)}.npy"
-                np.save(path, answer)
-                self.paths[key] = str(path)
-        return self.paths[key]
+    @staticmethod
+    def _key(spec: Kernel, params: dict) -> str:
+        return json.dumps([spec.name, params], sort_keys=True)
+
+    def answer_at(self, spec: Kernel, params: dict) -> tuple[str | None, bool]:
+        """The file of the answer at ``params``, and whether the asking worker is to compute it."""
+        key = self._key(spec, params)
+        if key in self.paths:
+            return self.paths[key], False
+        return str(self.folder / f"expected-{hashlib.sha1(key.encode()).hexdigest()}.npy"), True
+
+    def answered(self, spec: Kernel, params: dict, ok: bool) -> None:
+        key = self._key(spec, params)
+        self.paths[key] = self.answer_at(spec, params)[0] if ok else None
 
     def array(self, spec: Kernel, params: dict) -> np.ndarray | None:
-        path = self.path(spec, params)
+        """The answer, computed here first if no one has (in-process runs)."""
+        path, compute = self.answer_at(spec, params)
+        if compute and path is not None:
+            try:
+                answer, _ = trusted_answer(spec, params, self.seed)
+                np.save(path, answer)
+            except Exception:
+                self.answered(spec, params, False)
+                return None
+            self.answered(spec, params, True)
         return None if path is None else np.load(path, mmap_mode="r")
 
 
@@ -408,10 +424,13 @@ class Retiring:
 
 def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: RunOptions, answers: TrustedAnswers,
                   artifacts: str | Path | None, scratch: Path, retiring: Retiring, zygote: Zygote | None,
-                  round_number: int) -> Iterator[Measurement]:
+                  round_number: int, bound: MemoryBound) -> Iterator[Measurement]:
     """The rows of one implementation in one round, setting by setting and case by case;
-    rounds after the first only time (see measure_case)."""
+    rounds after the first only time (see measure_case). A case whose arrays cannot fit
+    the memory bound is skipped before it starts."""
     later_round = round_number > 0
+    oversized = {case.position: reason for case in unit_cases
+                 if (reason := too_big(case_bytes(case.spec, case.params), "its inputs and outputs", bound))}
     if not impl.available:
         checked: set[str] = set()
         for case in unit_cases:
@@ -422,8 +441,11 @@ def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: Run
             yield record
         return
     if options.in_process:
-        session = Session()
+        session = Session(memory_limit=bound.limit_text())
         for case in unit_cases:
+            if case.position in oversized:
+                yield blank(case.spec, impl, case.settings, case.params, "skipped", oversized[case.position])
+                continue
             yield measure_case(case.spec, impl, case.settings, case.params, options,
                                functools.partial(answers.array, case.spec), session, later_round)
         return
@@ -431,22 +453,26 @@ def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: Run
     worker: Worker | None = None
     try:
         for number, case in enumerate(unit_cases):
+            if case.position in oversized:
+                yield blank(case.spec, impl, case.settings, case.params, "skipped", oversized[case.position])
+                continue
             message = {"kernel": case.spec.name, "implementation": impl.name, "settings": case.settings,
                        "params": case.params, "later_round": later_round, "options": options.to_json(),
                        "artifacts": str(artifacts) if artifacts else None}
             try:
                 if worker is None:
                     worker = Worker(scratch / f"worker-{impl.kernel}-{impl.name}-{round_number}-{number}.stderr",
-                                    zygote)
+                                    zygote, bound.limit_text())
                     retiring.reap()
                 reply = worker.request(message, default_timeout_s(options),
-                                       functools.partial(answers.path, case.spec))
+                                       functools.partial(answers.answer_at, case.spec),
+                                       functools.partial(answers.answered, case.spec))
             except WorkerLost as lost:
                 if worker is not None:
                     worker.close()
                 worker = None  # the next case gets a fresh one
                 yield blank(case.spec, impl, case.settings, case.params, lost.status, lost.reason,
-                            elapsed_s=lost.elapsed_s)
+                            elapsed_s=lost.elapsed_s, peak_rss_bytes=lost.peak_rss_bytes)
                 continue
             yield msgspec.convert(reply, Measurement)
     except BaseException:  # Ctrl-C: the worker may be mid-call for many seconds yet
