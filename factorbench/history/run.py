@@ -111,8 +111,12 @@ def points_of(counted: Counted, commit: Commit, machine: str, run_id: str) -> li
             continue
         if entry["status"] == "ok":
             points.append(Point(benchmark=name, value=float(entry["count"]), **base))
-        else:
-            points.append(Point(benchmark=name, status=entry["status"], reason=entry.get("reason", ""), **base))
+        elif entry["status"] == "skipped":
+            points.append(Point(benchmark=name, status="skipped", reason=entry.get("reason", ""), **base))
+        else:  # failed, wrong, or the harness's error: no value, and what it was in the reason
+            reason = entry.get("reason", "")
+            points.append(Point(benchmark=name, status="failed", reason=reason if entry["status"] == "failed"
+                                else f"{entry['status']}: {reason}", **base))
     return points
 
 
