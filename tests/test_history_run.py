@@ -191,3 +191,67 @@ def test_bisect_before_adoption_names_the_slowing_commit(team):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (f"first regressed commit: {ids['c06'][:10]} c06: rolling_sum checks its totals (1.5x the work)"
             in done.stdout), done.stdout[-3000:]
+
+
+@pytest.fixture(scope="module")
+def history(team, tmp_path_factory):
+    """`history run` over the repository's whole history, into a SQLite store."""
+    repo, ids, env = team
+    store = tmp_path_factory.mktemp("store") / "history.sqlite"
+    done = cli("history", "run", ids["c12"], "--store", str(store), cwd=repo, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return store, done
+
+
+def series(store_path):
+    from factorbench.history.store import open_store
+
+    with open_store(str(store_path)) as store:
+        (key,) = store.keys()
+        return key, store.series(*key)
+
+
+def test_history_run_measures_every_commit_with_the_work_trees_benchmarks(team, history):
+    _, ids, _ = team
+    store, done = history
+    key, points = series(store)
+    assert key[0] == BENCHMARK and key[2:4] == ("callgrind", "instructions")
+    by_commit = {point.commit: point for point in points}
+    assert sorted(by_commit) == sorted(ids.values())
+    first = by_commit[ids["c01"]]
+    assert (first.status, first.value) == ("skipped", None)
+    assert "ImportError: cannot import name 'rolling_sum'" in first.reason, first
+    values = {name: by_commit[sha].value for name, sha in ids.items() if name != "c01"}
+    fast = values["c02"]
+    for name, value in values.items():
+        slowed = "c06" <= name < "c10"
+        assert 1.3 < value / fast < 1.8 if slowed else abs(value / fast - 1) < 0.01, (name, value, fast)
+    latest = by_commit[ids["c11"]]
+    assert (latest.package, latest.package_version, latest.subject, latest.dirty) == (
+        "tiny-factors", "0.3.0", "c11: version 0.3.0", False)
+    # one build per distinct build input: c03, c07 and c09 change only the README
+    assert "12 commits, 9 distinct builds (9 built now), 12 measured" in done.stdout, done.stdout[-2000:]
+
+
+def test_history_run_again_stores_nothing_new_and_steps_spread_over_the_range(team, history):
+    repo, ids, env = team
+    store, _ = history
+    done = cli("history", "run", f"{ids['c01']}..{ids['c12']}", "--steps", "4", "--store", str(store), cwd=repo,
+               env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    measured = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("[")]
+    assert measured == [ids[name][:10] for name in ("c02", "c05", "c09", "c12")], done.stdout
+    assert "4 commits, 4 distinct builds (0 built now), 4 measured; 0 new points of 4" in done.stdout, done.stdout[-2000:]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["no-such..HEAD"], "error: unknown commit 'no-such'"),
+    (["HEAD..HEAD"], "error: range 'HEAD..HEAD' holds no commits"),
+    (["HEAD", "--mode", "wall"], "error: --mode 'wall' is not supported by history run"),
+    (["HEAD", "--bench", "("], "error: --bench '(' is not a valid regular expression"),
+])
+def test_history_run_mistakes_are_one_line_and_exit_2(team, tmp_path, args, message):
+    repo, _, env = team
+    done = cli("history", "run", *args, "--store", str(tmp_path / "h.sqlite"), cwd=repo, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(message) and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from msgspec.structs import replace
 from rich.console import Console
 from rich.markup import escape
 
@@ -87,6 +88,9 @@ class Outcome:
     """What a history run measured and stored."""
     commits: list[Commit]
     builds: int = 0
+    """Distinct builds measured."""
+    built: int = 0
+    """Of those, the ones not in the build cache before."""
     stored: int = 0
     points: int = 0
     """Points made (``stored`` of them were new to the store)."""
@@ -101,22 +105,22 @@ class Outcome:
 
 
 def points_of(counted: Counted, commit: Commit, machine: str, run_id: str) -> list[Point]:
-    base = {"machine": machine, "mode": "callgrind", "metric": "instructions", "unit": "instructions",
-            "commit": commit.sha, "commit_time": commit.time, "subject": commit.subject,
-            "package": counted.code.package, "package_version": counted.code.version,
-            "factorbench_version": counted.code.factorbench_version, "run_id": run_id}
+    blank = Point(benchmark="", machine=machine, mode="callgrind", metric="instructions", unit="instructions",
+                  commit=commit.sha, commit_time=commit.time, subject=commit.subject, package=counted.code.package,
+                  package_version=counted.code.version, factorbench_version=counted.code.factorbench_version,
+                  run_id=run_id)
     points = []
     for name, entry in sorted(counted.benchmarks.items()):
-        if entry["status"] == "uncountable":
+        status, reason = entry["status"], entry.get("reason", "")
+        if status == "uncountable":
             continue
-        if entry["status"] == "ok":
-            points.append(Point(benchmark=name, value=float(entry["count"]), **base))
-        elif entry["status"] == "skipped":
-            points.append(Point(benchmark=name, status="skipped", reason=entry.get("reason", ""), **base))
-        else:  # failed, wrong, or the harness's error: no value, and what it was in the reason
-            reason = entry.get("reason", "")
-            points.append(Point(benchmark=name, status="failed", reason=reason if entry["status"] == "failed"
-                                else f"{entry['status']}: {reason}", **base))
+        if status == "ok":
+            points.append(replace(blank, benchmark=name, value=float(entry["count"])))
+        elif status == "skipped":
+            points.append(replace(blank, benchmark=name, status="skipped", reason=reason))
+        else:  # failed, wrong, or the harness's error: no value, and which it was in the reason
+            points.append(replace(blank, benchmark=name, status="failed",
+                                  reason=reason if status == "failed" else f"{status}: {reason}"))
     return points
 
 
@@ -158,8 +162,9 @@ def run(spec: str, store: Store, *, steps: int | None = None, bench: str | None 
                 key = gate.build_key(repo, commit.sha)
                 shared = key in counted_by_build
                 if not shared:
-                    site = gate.build_commit(repo, commit.sha, cache, console)
                     outcome.builds += 1
+                    outcome.built += not (cache / "builds" / key / ".complete").exists()
+                    site = gate.build_commit(repo, commit.sha, cache, console)
                     counted_by_build[key] = gate.count_instructions(repo, commit.sha, site, helper, regex,
                                                                     Path(tmp) / commit.sha)
                 counted = counted_by_build[key]

@@ -82,7 +82,7 @@ def code_under_test(start: Path | None = None) -> CodeUnderTest:
             name = tomllib.loads(path.read_text()).get("project", {}).get("name")
         except (OSError, tomllib.TOMLDecodeError):
             name = None
-    folder = path.parent if name else Path(__file__).resolve().parent
+    folder = path.parent if path is not None and name else Path(__file__).resolve().parent
     name = name or "factorbench"
     state = checkout_state(folder)
     return CodeUnderTest(package=name, version=distribution_version(name), commit=state[0] if state else "",

@@ -97,8 +97,6 @@ class Row:
         return None
 
 
-
-
 # ---------------------------------------------------------------- repository and commits
 
 COUNTER = Path("benchmarks") / "count_instructions.py"
