@@ -44,6 +44,7 @@ def command(args) -> int:
     if outcome.uncountable:
         say(f"wall-time only, not counted: {len(outcome.uncountable)} benchmark(s)")
     say(f"{len(outcome.commits)} commits, {outcome.builds} distinct builds ({outcome.built} built now), "
-        f"{outcome.measured} measured; "
+        f"{outcome.measured} measured in {outcome.build_s:.0f} s of building and {outcome.count_s:.0f} s of "
+        f"counting; "
         f"{outcome.stored} new points of {outcome.points} stored in {shown(store.url)}")
     return 0 if outcome.measured else 1

@@ -18,6 +18,7 @@ import hashlib
 import platform
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def commits_in(repo: Path, spec: str) -> list[Commit]:
     selection = f"{revisions[0]}..{revisions[1]}" if dots else revisions[0]
     listed = subprocess.run(["git", "-C", str(repo), "log", "--first-parent", "--reverse", "--format=%H %ct %s",
                              selection], capture_output=True, text=True, check=True).stdout
-    commits = [Commit(sha, float(time), subject) for sha, time, subject in
+    commits = [Commit(sha, float(stamp), subject) for sha, stamp, subject in
                (line.split(" ", 2) if line.count(" ") >= 2 else (*line.split(" ", 1), "")
                 for line in listed.splitlines())]
     if not commits:
@@ -91,6 +92,9 @@ class Outcome:
     """Distinct builds measured."""
     built: int = 0
     """Of those, the ones not in the build cache before."""
+    build_s: float = 0.0
+    count_s: float = 0.0
+    """Seconds spent building (new builds only) and counting, over the whole run."""
     stored: int = 0
     points: int = 0
     """Points made (``stored`` of them were new to the store)."""
@@ -164,9 +168,13 @@ def run(spec: str, store: Store, *, steps: int | None = None, bench: str | None 
                 if not shared:
                     outcome.builds += 1
                     outcome.built += not (cache / "builds" / key / ".complete").exists()
+                    started = time.monotonic()
                     site = gate.build_commit(repo, commit.sha, cache, console)
+                    built = time.monotonic()
                     counted_by_build[key] = gate.count_instructions(repo, commit.sha, site, helper, regex,
                                                                     Path(tmp) / commit.sha)
+                    outcome.build_s += built - started
+                    outcome.count_s += time.monotonic() - built
                 counted = counted_by_build[key]
             except GateError as exc:
                 outcome.failed[commit.sha] = str(exc).strip().splitlines()[0]
