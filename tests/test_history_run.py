@@ -6,7 +6,9 @@ commit predates rolling_sum, so the plugin cannot load against its build."""
 
 import json
 import os
+import platform
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -256,3 +258,35 @@ def test_history_run_mistakes_are_one_line_and_exit_2(team, tmp_path, args, mess
     done = cli("history", "run", *args, "--store", str(tmp_path / "h.sqlite"), cwd=repo, env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith(message) and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_history_run_on_a_dask_cluster_stores_the_same_points(team, history, tmp_path):
+    pytest.importorskip("distributed", reason="history run --scheduler needs factorbench[dask]")
+    repo, ids, env = team
+    store, _ = history
+    state = tmp_path / "cluster.json"
+    started = cli("cluster", "start", "--workers", "2", "--port", str(free_port()), "--state", str(state), cwd=repo)
+    assert started.returncode == 0, started.stderr
+    try:
+        address = json.loads(state.read_text())["address"]
+        farmed = tmp_path / "farmed.sqlite"
+        done = cli("history", "run", ids["c12"], "--scheduler", address, "--store", str(farmed), cwd=repo, env=env)
+    finally:
+        assert cli("cluster", "stop", "--state", str(state), cwd=repo).returncode == 0
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"on {platform.node()}" in done.stdout
+
+    def measured(path):
+        return sorted((p.commit, p.value, p.status, p.reason, p.machine, p.package_version) for p in series(path)[1])
+
+    assert measured(farmed) == measured(store)
+    unreachable = cli("history", "run", ids["c12"], "--scheduler", f"tcp://127.0.0.1:{free_port()}",
+                      "--store", str(tmp_path / "none.sqlite"), cwd=repo, env=env)
+    assert unreachable.returncode == 2 and unreachable.stderr.startswith("error: Dask scheduler tcp://127.0.0.1:"), (
+        unreachable.stderr)

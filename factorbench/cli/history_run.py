@@ -22,6 +22,9 @@ def add_parser(history_sub) -> None:
     run.add_argument("--store", metavar="URL", help="the history store: a SQLite file, sqlite:///PATH or "
                                                     "postgresql://USER@HOST/DB (default $FACTORBENCH_HISTORY_STORE, "
                                                     "else .factorbench/history.sqlite in the repository)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="count the commits on the workers of this Dask cluster (`factorbench cluster start`, or a "
+                          "team's own); they must see the repository at the same path")
     run.set_defaults(handler=command)
 
 
@@ -36,7 +39,7 @@ def command(args) -> int:
         raise UsageError(str(exc)) from None
     try:
         outcome = run.run(args.range, store, steps=args.steps, bench=args.bench, mode=args.mode,
-                          machine=args.machine, console=console)
+                          machine=args.machine, scheduler=args.scheduler, console=console)
     except (GateError, StoreError) as exc:
         raise UsageError(str(exc).strip().splitlines()[0]) from None
     finally:

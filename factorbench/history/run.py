@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from factorbench.history.store import Point, Store
+from factorbench.parallel.schedulers import CONNECT_TIMEOUT_S, check_reachable
 from factorbench.regress import gate
 from factorbench.regress.gate import Counted, GateError
 
@@ -135,53 +136,109 @@ def skipped_points(names: list[str], commit: Commit, machine: str, run_id: str, 
                   reason=reason, package=package, run_id=run_id) for name in names]
 
 
+@dataclass
+class Measured:
+    """One build counted: the unit of work, done here or on a Dask worker."""
+    counted: Counted | None
+    error: str = ""
+    """Why it could not be built or counted (then ``counted`` is None)."""
+    machine: str = ""
+    """Where it was counted."""
+    built: bool = False
+    """Built now, not found in the build cache."""
+    build_s: float = 0.0
+    count_s: float = 0.0
+
+
+def measure_build(repo: str, commit: str, key: str, bench: str | None) -> Measured:
+    """Build ``commit`` (from the gate's cache when it is there) and count its benchmarks
+    under callgrind. Takes plain values, so a Dask worker seeing the repository at the same
+    path can run it."""
+    root = Path(repo)
+    cache = root / ".asv" / "gate"
+    built = not (cache / "builds" / key / ".complete").exists()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="factorbench-history-") as tmp:
+        try:
+            helper = gate.callgrind_helper(cache)
+            site = gate.build_commit(root, commit, cache, Console(quiet=True))
+            middle = time.monotonic()
+            counted = gate.count_instructions(root, commit, site, helper, gate.compile_regex(bench), Path(tmp))
+        except GateError as exc:
+            return Measured(None, str(exc).strip().splitlines()[0], platform.node(), built,
+                            time.monotonic() - started)
+    return Measured(counted, "", platform.node(), built, middle - started, time.monotonic() - middle)
+
+
+def dask_client(address: str):
+    """A client of the Dask cluster at ``address``, or GateError in one line."""
+    try:
+        check_reachable(address)
+    except ConnectionError as exc:
+        raise GateError(str(exc)) from None
+    except (TypeError, ValueError):
+        raise GateError(f"--scheduler {address!r} is not a tcp://HOST:PORT address") from None
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S)
+    except OSError as exc:
+        raise GateError(f"Dask scheduler {address} did not accept a client: {exc}") from None
+
+
 def run(spec: str, store: Store, *, steps: int | None = None, bench: str | None = None, mode: str = "callgrind",
-        machine: str | None = None, cwd: Path | None = None, console: Console | None = None) -> Outcome:
+        machine: str | None = None, scheduler: str | None = None, cwd: Path | None = None,
+        console: Console | None = None) -> Outcome:
     """Measure the commits of ``spec`` (``A..B`` or one revision) and add their points to
-    ``store``. Raises GateError for bad input (one line)."""
+    ``store``; with ``scheduler`` (tcp://HOST:PORT), the builds are counted on that Dask
+    cluster's workers, which must see the repository at the same path. Raises GateError
+    for bad input (one line)."""
     console = console or Console()
     if mode not in MODES:
         raise GateError(f"--mode {mode!r} is not supported by history run; choose from: {', '.join(MODES)} "
                         "(wall time over a range: asv run A..B, then factorbench history import .asv/results)")
     if steps is not None and steps < 1:
         raise GateError(f"--steps must be a positive number of commits, got {steps}")
-    regex = gate.compile_regex(bench)
+    gate.compile_regex(bench)
     repo = gate.checkout_root(cwd or Path.cwd())
     commits = spread(commits_in(repo, spec), steps)
-    machine = machine or platform.node()
     definitions = definitions_id(repo)
     package = gate.project_name(repo) or ""
-    cache = repo / ".asv" / "gate"
-    helper = gate.callgrind_helper(cache)
+    gate.callgrind_helper(repo / ".asv" / "gate")  # compiled once, before any worker needs it
+    keys = {commit.sha: gate.build_key(repo, commit.sha) for commit in commits}
+    first_of: dict[str, Commit] = {}
+    for commit in commits:
+        first_of.setdefault(keys[commit.sha], commit)
     outcome = Outcome(commits)
-    counted_by_build: dict[str, Counted] = {}
-    missing: dict[str, Commit] = {}
-    """Commits whose benchmarks are not all known yet: their skipped points come last."""
-    names: set[str] = set()
-    with tempfile.TemporaryDirectory(prefix="factorbench-history-") as tmp:
+    client = dask_client(scheduler) if scheduler else None
+    try:
+        # each distinct build once, on the cluster all at once or here when first needed
+        futures = {key: client.submit(measure_build, str(repo), commit.sha, key, bench, pure=False)
+                   for key, commit in first_of.items()} if client else {}
+        measured: dict[str, Measured] = {}
+        missing: dict[str, Commit] = {}
+        """Commits whose benchmarks are not all known yet: their skipped points come last."""
+        names: set[str] = set()
         for number, commit in enumerate(commits, 1):
-            run_id = f"history callgrind {commit.sha} {definitions}"
+            key = keys[commit.sha]
+            shared = key in measured
+            if not shared:
+                measured[key] = (futures[key].result() if client
+                                 else measure_build(str(repo), first_of[key].sha, key, bench))
+                outcome.builds += 1
+                outcome.built += measured[key].built
+                outcome.build_s += measured[key].build_s
+                outcome.count_s += measured[key].count_s
+            result = measured[key]
             label = f"[{number}/{len(commits)}] {commit.sha[:10]} {commit.subject}"
-            try:
-                key = gate.build_key(repo, commit.sha)
-                shared = key in counted_by_build
-                if not shared:
-                    outcome.builds += 1
-                    outcome.built += not (cache / "builds" / key / ".complete").exists()
-                    started = time.monotonic()
-                    site = gate.build_commit(repo, commit.sha, cache, console)
-                    built = time.monotonic()
-                    counted_by_build[key] = gate.count_instructions(repo, commit.sha, site, helper, regex,
-                                                                    Path(tmp) / commit.sha)
-                    outcome.build_s += built - started
-                    outcome.count_s += time.monotonic() - built
-                counted = counted_by_build[key]
-            except GateError as exc:
-                outcome.failed[commit.sha] = str(exc).strip().splitlines()[0]
+            if result.counted is None:
+                outcome.failed[commit.sha] = result.error
                 missing[commit.sha] = commit
-                console.print(f"{escape(label)}: skipped: {escape(outcome.failed[commit.sha])}", highlight=False)
+                console.print(f"{escape(label)}: skipped: {escape(result.error)}", highlight=False)
                 continue
-            points = points_of(counted, commit, machine, run_id)
+            counted = result.counted
+            points = points_of(counted, commit, machine or result.machine,
+                               f"history callgrind {commit.sha} {definitions}")
             names.update(point.benchmark for point in points)
             outcome.uncountable.update({name: entry.get("reason", "") for name, entry in counted.benchmarks.items()
                                         if entry["status"] == "uncountable"})
@@ -192,17 +249,19 @@ def run(spec: str, store: Store, *, steps: int | None = None, bench: str | None 
             ok = sum(point.status == "ok" for point in points)
             console.print(f"{escape(label)}: {ok} counted" + (f", {len(points) - ok} not" if len(points) > ok else "")
                           + (" (same build as a commit counted already)" if shared else "")
+                          + (f" on {escape(result.machine)}" if client else "")
                           + (f"; {escape(counted.absent_reason())}" if counted.plugin_errors else ""),
                           highlight=False)
-        # benchmarks that a commit could not run at all: skipped there, with the reason
-        for sha, commit in missing.items():
-            run_id = f"history callgrind {sha} {definitions}"
-            counted_here = counted_by_build.get(gate.build_key(repo, sha)) if sha not in outcome.failed else None
-            have = set(counted_here.benchmarks) if counted_here else set()
-            reason = outcome.failed.get(sha) or (counted_here.absent_reason() if counted_here else "")
-            absent = sorted(names - have)
-            points = skipped_points(absent, commit, machine, run_id, reason, package)
-            outcome.stored += store.add(points)
-            outcome.points += len(points)
+    finally:
+        if client is not None:
+            client.close()
+    # benchmarks that a commit could not run at all: skipped there, with the reason
+    for sha, commit in missing.items():
+        result = measured[keys[sha]]
+        have = set(result.counted.benchmarks) if result.counted else set()
+        reason = result.error or (result.counted.absent_reason() if result.counted else "")
+        points = skipped_points(sorted(names - have), commit, machine or result.machine,
+                                f"history callgrind {sha} {definitions}", reason, package)
+        outcome.stored += store.add(points)
+        outcome.points += len(points)
     return outcome
-
