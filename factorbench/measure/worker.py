@@ -166,7 +166,7 @@ class Worker:
             how = f"exited with status {code}"
         if code == -signal.SIGKILL and cgroups.oom_kills() != self._oom_kills:
             return out_of_memory("the OOM killer ended the worker (SIGKILL; the oom_kill count rose)",
-                                 self.peak_rss_seen, self._memory_limit) + " (peak: the runner's last reading)"
+                                 self.peak_rss_seen, self._memory_limit, "the runner's last reading")
         tail = self.stderr_tail()
         return f"worker {how}" + (f"; its last stderr lines: {tail}" if tail else "")
 
