@@ -149,6 +149,7 @@ def _row_view(row: analysis.Row, rank: int, measured: dict, summaries) -> dict:
         "floor": fmt.pct(fraction), "floor_kind": floor_kind, "floor_fraction": fraction,
         "over_floor": bool(fraction and fraction > 1.05),
         "cold": fmt.time(result.get("cold_call_s")),
+        "peak_rss": fmt.size(result["peak_rss_bytes"]) if result.get("peak_rss_bytes") else "",
         "note": "; ".join(filter(None, [result.get("reason") or "", *(f"UNSTABLE: {why}" for why in
                                                                     result.get("unstable") or [])])),
         "summary": summaries.get((result["kernel"], result["implementation"]), ""),
