@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +74,53 @@ def test_wrong_implementation_is_marked_wrong_and_a_broken_plugin_does_not_stop_
     assert "case 'n=7'" in statuses["wrong"]["reason"]
     rows = [line for line in done.stdout.splitlines() if "plugin-test" in line]
     assert rows[0].split()[1] == "right" and "WRONG" in rows[1]
+
+
+HELPERS_PLUGIN = """
+import numpy as np
+
+import factorbench as fb
+
+PARADIGM = fb.Paradigm("helpers", "input rules from the public plugin API")
+
+
+@PARADIGM.implements("sma")
+def sma(x, window):
+    x = fb.vector(x)
+    window = fb.check_window(window, len(x))
+    return np.lib.stride_tricks.sliding_window_view(x, window).mean(axis=1)
+"""
+
+
+def test_a_plugin_using_the_public_input_rules_raises_the_kernels_own_errors(tmp_path):
+    import factorbench as fb
+
+    (tmp_path / "helpers.py").write_text(HELPERS_PLUGIN)
+    # empty, too short, bad parameters, wrong dimensions: each expects the reference's ValueError, message included
+    classes = ["empty", "too short", "bad parameters", "wrong dimensions"]
+    done = cli("check", "--kernel", "sma", "--paradigm", "helpers", "--plugin", "helpers.py", "--json", "m.json",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cells = {c["input_class"]: c for c in json.loads((tmp_path / "m.json").read_text())["profiles"][0]["cells"]}
+    assert [cells[name]["outcome"] for name in classes] == ["pass"] * len(classes)
+    for bad_alpha in (0.0, 1.5, True):
+        assert raised(fb.check_alpha, bad_alpha) == raised(fb.kernel("ema").reference, np.ones(3), bad_alpha)
+    assert raised(fb.matrix, np.ones(3)) == raised(fb.kernel("row_sums").reference, np.ones(3))
+
+
+def raised(func, *args) -> str:
+    """The message of the ValueError ``func(*args)`` raises."""
+    with pytest.raises(ValueError) as caught:
+        func(*args)
+    return str(caught.value)
+
+
+def test_a_missing_plugin_file_or_module_is_one_line_and_exit_2(tmp_path):
+    for spec, what in (("nowhere.py", f"no such file {tmp_path / 'nowhere.py'}"),
+                       ("no_such_plugin_module", "no module named 'no_such_plugin_module'")):
+        done = cli("list", "--plugin", spec, cwd=tmp_path)
+        assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+        assert done.stderr.strip() == f"error: --plugin {spec}: {what}", done.stderr
 
 
 def test_two_plugins_defining_one_name_is_one_line_naming_both(tmp_path):
