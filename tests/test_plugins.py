@@ -250,3 +250,46 @@ def test_gate_in_the_team_repository_names_exactly_the_slower_implementation(tea
                timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "no regression" in done.stdout
+
+
+BASELINE_PLUGIN = '''
+import factorbench as fb
+
+PARADIGM = fb.Paradigm("team-bottleneck", "bottleneck as the team calls it", baseline=True)
+
+
+@PARADIGM.implements("sma", name="move-mean-skipnan", requires=["bottleneck"])
+def sma(x, window):
+    """bottleneck.move_mean with min_count=1: a window's NaN are skipped, not propagated."""
+    import bottleneck
+
+    x = fb.vector(x)
+    window = fb.check_window(window, len(x))
+    return bottleneck.move_mean(x, window, min_count=1)[window - 1:]
+'''
+
+
+def test_a_baseline_library_with_another_nan_rule_is_checked_timed_ranked_and_gated(tmp_path):
+    pytest.importorskip("bottleneck")
+    from factorbench.measure.case import DEVIATES
+
+    (tmp_path / "baseline.py").write_text(BASELINE_PLUGIN)
+    done = cli("check", "--kernel", "sma", "--paradigm", "team-bottleneck", "--plugin", "baseline.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "move-mean-skipnan (library) × core: case 'NaN first'" in done.stdout, done.stdout
+    done = cli("run", "--quick", "--kernel", "sma", "--paradigm", "team-bottleneck", "--paradigm", "vectorized",
+               "--plugin", "baseline.py", "--rounds", "1", "--time-budget", "2", "--json", "r.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads((tmp_path / "r.json").read_text())
+    row = next(r for r in doc["results"] if r["implementation"] == "move-mean-skipnan")
+    assert row["status"] == "ok" and row["times"], row
+    assert row["reason"].startswith(f"{DEVIATES}: case 'NaN first'") and "NaN" in row["reason"]
+    table = [line for line in done.stdout.splitlines() if "move-mean-skipnan" in line]
+    assert table and DEVIATES[:20] in done.stdout, done.stdout  # ranked, with its note
+    # The suite the gate times: a baseline is timed at benchmark size, not refused as wrong.
+    code = ("from factorbench.benchmarks.suite import benchmarks, prepare\n"
+            "case = next(c for c in benchmarks('sma') if c.impl.name == 'move-mean-skipnan')\n"
+            "prepare(case, *(values[0] for values in case.params))\nprint('timed', case.name)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "FACTORBENCH_PLUGINS": str(tmp_path / "baseline.py")})
+    assert done.stdout.strip() == "timed sma__move_mean_skipnan", done.stderr[-3000:]

@@ -60,7 +60,8 @@ class Profile:
     paradigm: str
     settings: dict = field(default_factory=dict)
     ours: bool = True
-    """False for the library baselines: their deviations are findings, not failures."""
+    """False for the baseline libraries (``Paradigm(baseline=True)``): their deviations are
+    findings, not failures."""
     reason: str = ""
     """Why it is unavailable (empty when it ran)."""
     cells: list[Cell] = field(default_factory=list)
@@ -74,7 +75,7 @@ class Profile:
 
 
 def is_ours(impl: Implementation) -> bool:
-    return impl.paradigm != "library"
+    return not impl.baseline
 
 
 @dataclass(frozen=True)
