@@ -293,3 +293,55 @@ def test_a_baseline_library_with_another_nan_rule_is_checked_timed_ranked_and_ga
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "FACTORBENCH_PLUGINS": str(tmp_path / "baseline.py")})
     assert done.stdout.strip() == "timed sma__move_mean_skipnan", done.stderr[-3000:]
+
+
+TWO_WAYS_WRONG_PLUGIN = '''
+import warnings
+
+import numpy as np
+
+import factorbench as fb
+
+PARADIGM = fb.Paradigm("team-wrong", "wrong in two ways")
+
+
+@PARADIGM.implements("sma", name="half-skipnan")
+def sma(x, window):
+    """Half the mean (a constant factor), over a window's values that are not NaN (another NaN rule)."""
+    x = fb.vector(x)
+    window = fb.check_window(window, len(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window
+        return 0.5 * np.nanmean(np.lib.stride_tricks.sliding_window_view(x, window), axis=1)
+'''
+
+
+def test_an_implementation_wrong_in_two_ways_gets_both_explained_with_indices(tmp_path):
+    import html
+
+    (tmp_path / "wrong.py").write_text(TWO_WAYS_WRONG_PLUGIN)
+    factor = "values differ, first at index 0: "
+    factor_hint = "every value off by a constant factor 0.5"
+    nan_rule = ("case 'NaN first': NaN pattern differs at 1 of 481 positions, first at index 0: ")
+    nan_hint = "1 of the reference's NaN not NaN here: the NaN rule differs"
+    done = cli("check", "--kernel", "sma", "--paradigm", "team-wrong", "--plugin", "wrong.py", "--json", "m.json",
+               cwd=tmp_path, env={"COLUMNS": "1000"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    core = next(line for line in done.stdout.splitlines() if "half-skipnan × core" in line)
+    for part in ("case 'n=1 window=1': 1 of 1 " + factor, factor_hint, nan_rule, nan_hint):
+        assert part in core, core
+    assert core.index(factor_hint) < core.index(nan_rule)
+    # every failing class explains itself, each way its cases failed with their own first index
+    both_inf = next(line for line in done.stdout.splitlines() if "half-skipnan × +inf and -inf" in line)
+    assert "(one window): 39951 of 39951 " + factor in both_inf and factor_hint in both_inf
+    assert "case 'with NaN': NaN pattern differs at 10 of 491 positions, first at index 96: inf vs reference nan" \
+        in both_inf
+    done = cli("run", "--quick", "--kernel", "sma", "--paradigm", "team-wrong", "--plugin", "wrong.py",
+               "--rounds", "1", "--json", "r.json", "--report", "r.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert row["status"] == "wrong" and factor_hint in row["reason"] and nan_rule in row["reason"]
+    report = html.unescape((tmp_path / "r.html").read_text())
+    correctness = report[report.index('id="correctness"'):]
+    for part in (factor_hint, nan_rule, nan_hint, "case 'with NaN': NaN pattern differs"):
+        assert part in correctness, part
