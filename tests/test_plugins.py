@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +196,8 @@ def team_repo(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(source)],
                    check=True, capture_output=True)
     git(repo, "init", "-q", "-b", "main")
-    env = {"PYTHONPATH": str(site)}
+    # asv installs this factorbench, not the release init names: the variable CI's would override it by
+    env = {"PYTHONPATH": str(site), "FACTORBENCH": f"factorbench @ {REPO.as_uri()}"}
     done = cli("init", cwd=repo, env=env)
     assert done.returncode == 0, done.stderr
     assert "benchmarks: ema/team-numba, zscore/team-numba, zscore/team-numpy" in done.stdout
@@ -345,3 +347,50 @@ def test_an_implementation_wrong_in_two_ways_gets_both_explained_with_indices(tm
     correctness = report[report.index('id="correctness"'):]
     for part in (factor_hint, nan_rule, nan_hint, "case 'with NaN': NaN pattern differs"):
         assert part in correctness, part
+
+
+def test_init_writes_a_workflow_that_installs_a_requirement_and_runs_every_plugin_kernel(tmp_path):
+    from test_ci import actionlint
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    plugin(tmp_path, "doubling")  # the kernel double
+    (tmp_path / "helpers.py").write_text(HELPERS_PLUGIN)  # factorbench's sma
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "team"\nversion = "0"\n\n'
+                                             '[tool.factorbench]\nplugins = ["doubling.py", "helpers.py"]\n')
+    done = cli("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    workflow_path = tmp_path / ".github" / "workflows" / "benchmarks.yml"
+    workflow, config = workflow_path.read_text(), (tmp_path / "asv.conf.json").read_text()
+    for text in (workflow, config):
+        assert "file:" not in text and str(tmp_path) not in text and str(REPO) not in text, text
+    quick = next(line for line in workflow.splitlines() if "factorbench run --quick" in line)
+    assert "--kernel double" in quick and "--kernel sma" in quick, quick
+    assert 'pip install "$FACTORBENCH"' in workflow and "FACTORBENCH: 'factorbench==" in workflow
+    assert asv_installs(tmp_path, {}) == ["-m", "pip", "install", "factorbench==" + version("factorbench"), "W.whl"]
+    assert asv_installs(tmp_path, {"FACTORBENCH": "factorbench==9"})[3] == "factorbench==9"
+    (problems,) = actionlint(workflow_path)
+    assert problems == [], problems
+    pinned = "factorbench @ git+https://example.org/factorbench.git@v1"
+    done = cli("init", "--force", "--factorbench", pinned, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"FACTORBENCH: '{pinned}'" in workflow_path.read_text()
+    assert asv_installs(tmp_path, {})[3] == pinned
+    done = cli("init", "--force", "--factorbench", "factorbench'; rm -rf ~", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: --factorbench \"factorbench'; rm -rf ~\": give a pip requirement")
+
+
+def asv_installs(repo: Path, env: dict) -> list[str]:
+    """The arguments asv's install command (as asv interpolates it) gives python in an
+    environment whose python only prints them."""
+    from asv.util import interpolate_command
+
+    (command,) = json.loads((repo / "asv.conf.json").read_text())["install_command"]
+    args, _, _, _ = interpolate_command(command, {"env_dir": str(repo), "wheel_file": "W.whl"})
+    bin_dir = repo / "env-bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    done = subprocess.run(args, capture_output=True, text=True, check=True,
+                          env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **env})
+    return done.stdout.splitlines()
