@@ -347,6 +347,7 @@ def test_an_implementation_wrong_in_two_ways_gets_both_explained_with_indices(tm
     correctness = report[report.index('id="correctness"'):]
     for part in (factor_hint, nan_rule, nan_hint, "case 'with NaN': NaN pattern differs"):
         assert part in correctness, part
+    assert "reproduced?" not in report  # a plugin's run holds none of the article's figures
 
 
 def test_init_writes_a_workflow_that_installs_a_requirement_and_runs_every_plugin_kernel(tmp_path):
