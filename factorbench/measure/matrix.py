@@ -210,8 +210,8 @@ def profile(impl: Implementation, seed: int = 0, settings: dict | None = None,
     for cls, cases in _class_cases(impl.kernel, seed):
         if wanted is not None and cls.name not in wanted:
             continue
-        failed = [outcome for (_, args), case in zip(cases, expected[cls.name])
-                  if (outcome := _run_case(call, spec, cls, args, case)) is not None]
+        failed = [failure for (_, args), case in zip(cases, expected[cls.name])
+                  if (failure := _run_case(call, spec, cls, args, case)) is not None]
         result.cells.append(_class_cell(cls.name, failed))
     return result
 
