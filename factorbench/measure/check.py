@@ -136,6 +136,8 @@ def compare(expected: np.ndarray, actual, rtol: float, atol: float) -> tuple[boo
     return mismatch is None, max_error, mismatch.text if mismatch else ""
 
 
+MODIFIED = "modified"
+"""The kind of failure of an implementation that wrote into its input: it stops a check."""
 ALIKE_LABELS = 3
 """Further cases named when several fail alike."""
 
@@ -167,7 +169,8 @@ def expected_outputs(kernel: str, seed: int) -> list[tuple[str, tuple, np.ndarra
 
 def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> CheckResult:
     """Run ``impl`` (with ``settings`` as keywords) on every check case of its kernel; every
-    mismatch is explained (cases failing alike once), a raise stops the check."""
+    mismatch is explained (cases failing alike once); a raise or a modified input stops
+    the check."""
     spec = get_kernel(impl.kernel)
     settings = settings or {}
     max_error = 0.0
@@ -186,8 +189,9 @@ def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> 
             cold_call_s = time.perf_counter() - start
         if any(isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True)
                for before, after in zip(args, inputs)):
-            failures.append((label, "modified", "modified its input"))
-            continue
+            # stop: the next inputs may be views of what it wrote into
+            failures.append((label, MODIFIED, "modified its input"))
+            return CheckResult(False, max_error, summarize(failures), cold_call_s)
         error, mismatch = explain(expected, actual, spec.rtol, spec.atol)
         max_error = max(max_error, error)
         if mismatch is not None:
