@@ -21,9 +21,10 @@ import functools
 import importlib.util
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,30 +73,43 @@ def read_ticks(files, min_volume: int | None = None) -> Ticks:
 
 
 NUMERIC_COLUMNS = tuple(name for name in INPUT_COLUMNS if name != "symbol")
-BATCH_COLUMNS = ("timestamp", "seq", "bid", "ask", "volume", "vwap")
-"""A batch's columns after its symbol codes (timestamp as int64 ns)."""
+
+
+class Batch(NamedTuple):
+    """Aligned columns of consecutive ticks; tick i's symbol id is symbol_of_code[codes[i]]."""
+
+    symbol_of_code: np.ndarray
+    codes: np.ndarray
+    timestamp: np.ndarray
+    """int64 nanoseconds"""
+    seq: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    volume: np.ndarray
+    vwap: np.ndarray
+
+    def rows(self, first: int, stop: int) -> Batch:
+        return Batch(self.symbol_of_code, *(column[first:stop] for column in self[1:]))
 
 
 @dataclass
 class Chunks:
-    """Tick columns as aligned NumPy views of the readers' buffers; ``codes`` index the
-    files' symbol dictionary, ``id_of_code`` maps a code to its id in ``names`` (sorted)."""
+    """Tick columns as batches of NumPy views of the readers' buffers; symbol ids index
+    ``names`` (sorted)."""
 
     names: np.ndarray
-    id_of_code: np.ndarray
-    batches: list[tuple[np.ndarray, ...]]
-    """Per batch: codes, then BATCH_COLUMNS."""
+    batches: list[Batch]
     owners: tuple = ()
     """What the views point into (a polars frame, an Arrow table), kept alive with them."""
 
     def __len__(self) -> int:
-        return sum(len(batch[0]) for batch in self.batches)
+        return sum(len(batch.codes) for batch in self.batches)
 
     @classmethod
     def of(cls, ticks: Ticks) -> Chunks:
-        """In-memory ticks as one chunk whose codes are the symbol ids themselves."""
-        return cls(ticks.names, np.arange(len(ticks.names), dtype=np.int32),
-                   [(ticks.symbol_id, ticks.timestamp, ticks.seq, ticks.bid, ticks.ask, ticks.volume, ticks.vwap)])
+        """In-memory ticks as one batch whose codes are the symbol ids themselves."""
+        return cls(ticks.names, [Batch(np.arange(len(ticks.names), dtype=np.int32), ticks.symbol_id, ticks.timestamp,
+                                       ticks.seq, ticks.bid, ticks.ask, ticks.volume, ticks.vwap)])
 
 
 def read_table(files):
@@ -107,39 +121,62 @@ def read_table(files):
                              for f in files]).unify_dictionaries()
 
 
-def _sliced(pieces: Sequence[np.ndarray], bounds: np.ndarray) -> list[np.ndarray]:
-    """Rows bounds[j]:bounds[j+1] of the column held in ``pieces``, as views; every piece's
-    edge is in ``bounds``, so no slice spans two pieces."""
-    offsets = np.cumsum([0, *(len(piece) for piece in pieces)])
+def _located(lengths: list[int], bounds: np.ndarray) -> list[tuple[int, int, int]]:
+    """(piece, first, stop) of rows bounds[j]:bounds[j+1] of a column held in pieces of these
+    lengths; every piece's edge is in ``bounds``, so no range spans two pieces."""
+    offsets = np.cumsum([0, *lengths])
     which = np.searchsorted(offsets, bounds[:-1], side="right") - 1
-    return [pieces[k][first - offsets[k]:stop - offsets[k]] for k, first, stop in zip(which, bounds[:-1], bounds[1:])]
+    return [(int(k), int(first - offsets[k]), int(stop - offsets[k]))
+            for k, first, stop in zip(which, bounds[:-1], bounds[1:])]
+
+
+def _symbol_ids(dictionaries: list, value_type) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sorted names of all dictionaries, and per dictionary its codes' ids among them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = np.sort(np.asarray(pc.unique(pa.chunked_array(dictionaries, value_type)).to_pylist(), dtype=object))
+    value_set = pa.array(names, value_type)
+    ids: list[np.ndarray] = []
+    for k, dictionary in enumerate(dictionaries):
+        # Row groups of one file mostly share their dictionary: look it up once.
+        if k and dictionary.equals(dictionaries[k - 1]):
+            ids.append(ids[-1])
+        else:
+            ids.append(pc.index_in(dictionary, value_set=value_set).to_numpy(zero_copy_only=False).astype(np.int32))
+    return names, ids
 
 
 def read_chunks(files) -> Chunks:
     """Read the files for the Numba path without copying a column: the numeric ones with
     polars (which reads about 2.8x faster than pyarrow here), the symbols' Parquet dictionary
-    codes with pyarrow (polars would build a string per tick, and hash it for codes)."""
+    codes with pyarrow (polars would build a string per tick, and hash it for codes), each
+    row group's codes mapped to symbol ids through its own dictionary (no re-coding)."""
     import polars as pl
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     symbol = pa.concat_tables([pq.read_table(f, columns=["symbol"], read_dictionary=["symbol"])
-                               for f in files]).unify_dictionaries().column("symbol")
+                               for f in files]).column("symbol")
     frame = pl.read_parquet([str(f) for f in files], columns=list(NUMERIC_COLUMNS))
     # Nanoseconds as int64: a view where the files store ns, a copy only for other units.
     frame = frame.with_columns(pl.col("timestamp").dt.cast_time_unit("ns").to_physical())
-    dictionary = symbol.chunk(0).dictionary if symbol.num_chunks else pa.array([], pa.string())
-    names = np.asarray(dictionary.to_pylist(), dtype=object)
-    order = np.argsort(names)
-    id_of_code = np.empty(len(names), dtype=np.int32)
-    id_of_code[order] = np.arange(len(names), dtype=np.int32)
-    pieces = {name: [chunk.to_numpy() for chunk in frame.get_column(name).get_chunks()] for name in BATCH_COLUMNS}
-    pieces["codes"] = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in symbol.chunks]
+    names, ids = _symbol_ids([chunk.dictionary for chunk in symbol.chunks], symbol.type.value_type)
+    pieces = {"codes": [chunk.indices.to_numpy(zero_copy_only=False) for chunk in symbol.chunks],
+              **{name: [chunk.to_numpy() for chunk in frame.get_column(name).get_chunks()]
+                 for name in Batch._fields[2:]}}
     # Polars and pyarrow cut the rows into chunks at different places: batches end at either's cuts.
     bounds = np.unique(np.concatenate([np.cumsum([0, *(len(piece) for piece in column)])
                                        for column in pieces.values()]))
-    columns = [_sliced(pieces[name], bounds) for name in ("codes", *BATCH_COLUMNS)]
-    return Chunks(names[order], id_of_code, list(zip(*columns)), (frame, symbol))
+    located = {name: _located([len(piece) for piece in column], bounds) for name, column in pieces.items()}
+    batches = []
+    for j in range(len(bounds) - 1):
+        views = {}
+        for name, column in pieces.items():
+            k, first, stop = located[name][j]
+            views[name] = column[k][first:stop]
+        batches.append(Batch(ids[located["codes"][j][0]], **views))
+    return Chunks(names, batches, (frame, symbol))
 
 
 @dataclass
@@ -298,24 +335,24 @@ def kernels(backend: str):
     return _make_kernels(lambda f: f)
 
 
-def _count_kept(codes, volume, min_volume, id_of_code, counts):
+def _count_kept(symbol_of_code, codes, volume, min_volume, counts):
     """Add the batch's kept ticks per symbol id to ``counts``; return how many it keeps."""
     kept = 0
     for i in range(len(codes)):
         # Added, not branched on: whether a tick is kept is a coin toss the CPU cannot predict.
         keep = volume[i] > min_volume
-        counts[id_of_code[codes[i]]] += keep
+        counts[symbol_of_code[codes[i]]] += keep
         kept += keep
     return kept
 
 
-def _scatter_kept(codes, timestamp, seq, bid, ask, volume, vwap, min_volume, id_of_code, cursor, kept,
+def _scatter_kept(symbol_of_code, codes, timestamp, seq, bid, ask, volume, vwap, min_volume, cursor, kept,
                   out_timestamp, out_seq, log_vwap, spread, arrival_timestamp, arrival_row):
     """Place each kept tick at its symbol's next free row (``cursor``), in arrival order; ``kept``
     counts the kept ticks before the batch. Returns the count after it."""
     for i in range(len(codes)):
         if volume[i] > min_volume:
-            s = id_of_code[codes[i]]
+            s = symbol_of_code[codes[i]]
             row = cursor[s]
             cursor[s] = row + 1
             out_timestamp[row] = timestamp[i]
@@ -476,17 +513,17 @@ def _on_threads(work: Callable[[int], object], parts: int) -> list:
     return list(_pool(parts).map(work, range(parts)))
 
 
-def _row_shares(batches: list[tuple[np.ndarray, ...]], parts: int) -> list[list[tuple[np.ndarray, ...]]]:
+def _row_shares(batches: list[Batch], parts: int) -> list[list[Batch]]:
     """The batches as ``parts`` runs of consecutive rows of near-equal length (cutting a batch
     where a run ends)."""
-    cuts = [sum(len(batch[0]) for batch in batches) * part // parts for part in range(1, parts)]
-    shares: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(parts)]
+    cuts = [sum(len(batch.codes) for batch in batches) * part // parts for part in range(1, parts)]
+    shares: list[list[Batch]] = [[] for _ in range(parts)]
     offset = 0
     for batch in batches:
-        size = len(batch[0])
+        size = len(batch.codes)
         edges = [0, *(cut - offset for cut in cuts if offset < cut < offset + size), size]
         for first, stop in itertools.pairwise(edges):
-            shares[bisect.bisect_right(cuts, offset + first)].append(tuple(column[first:stop] for column in batch))
+            shares[bisect.bisect_right(cuts, offset + first)].append(batch.rows(first, stop))
         offset += size
     return shares
 
@@ -506,7 +543,7 @@ def group_by_symbol(chunks: Chunks, min_volume: int) -> Grouped:
     parts = _threads()
     shares = _row_shares(chunks.batches, parts)
     counts = np.zeros((parts, len(chunks.names)), dtype=np.int64)
-    kept = _on_threads(lambda p: sum(kernel["count_kept"](batch[0], batch[5], min_volume, chunks.id_of_code,
+    kept = _on_threads(lambda p: sum(kernel["count_kept"](batch.symbol_of_code, batch.codes, batch.volume, min_volume,
                                                            counts[p]) for batch in shares[p]), parts)
     starts = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
     n = int(starts[-1])
@@ -519,7 +556,7 @@ def group_by_symbol(chunks: Chunks, min_volume: int) -> Grouped:
     def scatter(p):
         placed = int(first_kept[p])
         for batch in shares[p]:
-            placed = kernel["scatter_kept"](*batch, min_volume, chunks.id_of_code, cursors[p], placed,
+            placed = kernel["scatter_kept"](*batch, min_volume, cursors[p], placed,
                                             grouped.timestamp, grouped.seq, grouped.log_vwap, grouped.spread,
                                             grouped.arrival_timestamp, grouped.arrival_row)
 
