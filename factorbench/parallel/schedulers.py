@@ -96,6 +96,20 @@ def check_reachable(address: str) -> None:
         raise ConnectionError(f"Dask scheduler {address} is not reachable: {reason}") from None
 
 
+def unreachable(names) -> dict[str, str]:
+    """Of the scheduler names a run sweeps, the cluster addresses nothing answers at, with
+    why: one connection attempt each, so a run fails all their rows at once instead of one
+    worker's attempt (and start-up) per row and round."""
+    down = {}
+    for name in set(names):
+        if isinstance(name, str) and name.startswith("tcp://"):
+            try:
+                check_reachable(name)
+            except ConnectionError as exc:
+                down[name] = f"{exc} (one attempt at the start of the run, {CONNECT_TIMEOUT_S:g} s timeout)"
+    return down
+
+
 def _client(scheduler: str):
     global _local_cluster
     from distributed import Client, LocalCluster
