@@ -10,6 +10,7 @@ here, so an asv release that moves them fails CI, not a pull request's gate.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,12 @@ def stored_runs(results_dir: Path) -> list[StoredRun]:
     from asv.util import UserError
 
     units = _units(Path(results_dir) / "benchmarks.json")
+    for folder, _dirs, files in os.walk(results_dir):
+        # asv would skip such a folder with a warning: here it is an error, before anything is read
+        stored = [name for name in files if name.endswith(".json") and name not in ("machine.json", "benchmarks.json")]
+        if stored and "machine.json" not in files:
+            raise AsvResultsError(f"{Path(folder) / stored[0]}: no machine.json beside it (not an asv results "
+                                  "directory: expected <machine>/machine.json and <machine>/<commit>-<env>.json)")
     runs = []
     for root, filename, machine in iter_results_paths(str(results_dir)):
         path = Path(root) / filename
