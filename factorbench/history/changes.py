@@ -16,6 +16,7 @@ change points per 1,000 points on synthetic histories).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -28,7 +29,12 @@ PENALTY = 6.0
 MAX_PVALUE = 0.001
 """A change point's two sides must differ at this significance (Welch's t-test)."""
 MIN_SIZE = 2
-"""Fewest points on a level: one outlying point is never a change point."""
+"""Fewest points on a level; with the outlier filter, a level needs 3 points to be seen: the
+newest two commits are the pairwise gate's to judge."""
+OUTLIER = 4.0
+OUTLIER_WINDOW = 5
+"""A point more than OUTLIER x noise from the median of the OUTLIER_WINDOW points around it
+is an outlier (a Hampel filter)."""
 NOISE_FLOOR = 0.001
 """Least relative noise assumed: instruction counts hardly vary, and a series without any
 noise would otherwise make every 0.01% step a change point."""
@@ -86,7 +92,20 @@ def welch_pvalue(left: np.ndarray, right: np.ndarray) -> float:
 
     if left.std() == 0 and right.std() == 0:  # noiseless (instruction counts): any difference is real
         return 1.0 if left.mean() == right.mean() else 0.0
-    return float(ttest_ind(left, right, equal_var=False).pvalue)
+    with warnings.catch_warnings():
+        # nearly identical counts: scipy warns of precision loss, and the p-value is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(ttest_ind(left, right, equal_var=False).pvalue)
+
+
+def without_outliers(relative: np.ndarray, sigma: float) -> np.ndarray:
+    """A Hampel filter: a point further than OUTLIER x noise from the median of its
+    neighbourhood becomes that median. One slow sample of a busy machine is not a level,
+    while a step moves the neighbourhood's median with it."""
+    from scipy.ndimage import median_filter
+
+    local = median_filter(relative, size=OUTLIER_WINDOW, mode="nearest")
+    return np.where(np.abs(relative - local) > OUTLIER * sigma, local, relative)
 
 
 def detect(values: np.ndarray, *, penalty: float = PENALTY, max_pvalue: float = MAX_PVALUE,
@@ -98,18 +117,26 @@ def detect(values: np.ndarray, *, penalty: float = PENALTY, max_pvalue: float = 
     level = float(np.median(values)) if n else 0.0
     if n < 2 * min_size or level <= 0:
         return []
-    relative = values / level
-    sigma = max(noise(relative), NOISE_FLOOR)
+    sigma = max(noise(values / level), NOISE_FLOOR)
+    relative = without_outliers(values / level, sigma)
     found = ruptures.KernelCPD(kernel="linear", min_size=min_size).fit(relative.reshape(-1, 1))
     breaks = [int(b) for b in found.predict(pen=penalty * sigma**2 * math.log(n))[:-1]]
+
+    def pvalue(i: int) -> float:
+        """Of breaks[i], between its neighbouring levels."""
+        start = breaks[i - 1] if i else 0
+        stop = breaks[i + 1] if i + 1 < len(breaks) else n
+        return welch_pvalue(relative[start:breaks[i]], relative[breaks[i]:stop])
+
+    pvalues = [pvalue(i) for i in range(len(breaks))]
     while breaks:
-        bounds = [0, *breaks, n]
-        pvalues = [welch_pvalue(relative[bounds[i]:bounds[i + 1]], relative[bounds[i + 1]:bounds[i + 2]])
-                   for i in range(len(breaks))]
         weakest = int(np.argmax(pvalues))
         if pvalues[weakest] <= max_pvalue:
             return list(zip(breaks, pvalues))
-        del breaks[weakest]
+        del breaks[weakest], pvalues[weakest]
+        for neighbour in (weakest - 1, weakest):  # the two whose levels just merged
+            if 0 <= neighbour < len(breaks):
+                pvalues[neighbour] = pvalue(neighbour)
     return []
 
 
