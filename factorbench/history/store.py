@@ -10,6 +10,7 @@ stores it once and concurrent writers of the same run cannot duplicate it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -27,6 +28,9 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 """How long a SQLite writer waits for another writer's transaction before giving up."""
 PG_MIGRATION_LOCK = 0x66626869  # any constant: serialises migrations of one PostgreSQL database
 STATUSES = ("ok", "failed", "skipped")
+
+WRITES = "factorbench_writes"
+"""Execution option of a connection whose transaction will write."""
 
 SeriesKey = tuple[str, str, str, str, str]
 """(benchmark, machine, mode, metric, params): what a series never mixes."""
@@ -171,9 +175,10 @@ def make_engine(url: str) -> Engine:
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:
-    """WAL lets readers run beside a writer; BEGIN IMMEDIATE takes the write lock up front,
-    so two writers queue on the busy timeout instead of one failing at once with "database
-    is locked" when both try to upgrade a read lock (SQLAlchemy's documented recipe)."""
+    """WAL lets readers run beside a writer; a writer's BEGIN IMMEDIATE takes the write lock
+    up front, so two writers queue on the busy timeout instead of one failing at once with
+    "database is locked" when both try to upgrade a read lock (SQLAlchemy's documented
+    recipe). Readers begin deferred and never wait for a writer."""
 
     @sa.event.listens_for(engine, "connect")
     def connect(dbapi_connection, _record):
@@ -187,7 +192,16 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITES) else "BEGIN")
+
+
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write (on SQLite: one that takes the write lock at once)."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{WRITES: True})
+        with connection.begin():
+            yield connection
 
 
 def alembic_config(connection: Connection):
@@ -212,7 +226,7 @@ def migrate(engine: Engine, url: str) -> None:
     """Bring the store's schema to this code's newest; refuse a store written by a newer one."""
     from alembic import command
 
-    with engine.begin() as connection:
+    with writing(engine) as connection:
         current, newest = schema_numbers(connection)
         if current is not None and not current.isdigit():
             raise StoreError(f"store {shown(url)} has schema {current!r}, which no factorbench wrote")
@@ -280,7 +294,7 @@ class Store:
         insert = _insert(self.engine.dialect.name)
         stored_at = time.time()
         try:
-            with self.engine.begin() as connection:
+            with writing(self.engine) as connection:
                 ids = self._series_ids(connection, insert, points)
                 rows = [{"series_id": ids[point.key], "stored_at": stored_at,
                          **{column: getattr(point, column) for column in POINT_COLUMNS}} for point in points]
