@@ -57,11 +57,18 @@ def main(argv=None) -> int:
                     continue
                 try:
                     inputs = suite.prepare(case, size, *variants)
-                    case.call(*inputs)  # warm-up: lazy imports, JIT compilation, caches
                 except NotImplementedError as exc:
                     found[name] = {"status": "skipped", "reason": str(exc)}
                     continue
-                except Exception as exc:  # a wrong or crashing implementation fails the gate
+                except suite.ImplementationError as exc:  # wrong or raising: the gate names it
+                    found[name] = {"status": exc.status, "reason": str(exc)}
+                    continue
+                except Exception as exc:  # the harness's own failure (an answer it could not compute)
+                    found[name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+                    continue
+                try:
+                    case.call(*inputs)  # warm-up: lazy imports, JIT compilation, caches
+                except Exception as exc:
                     found[name] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
                     continue
                 label = f"case{len(found)}"

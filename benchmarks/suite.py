@@ -161,6 +161,15 @@ def is_memory_heavy(spec: Kernel) -> bool:
     return spec.bytes_moved(dict(spec.defaults)) >= MEMORY_HEAVY_BYTES
 
 
+class ImplementationError(AssertionError):
+    """The implementation is at fault, not the harness: ``status`` is ``wrong`` (a wrong
+    answer or a modified input) or ``failed`` (it raised)."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 @functools.cache
 def checked(case: Benchmark) -> None:
     """Raise unless the case runs here and matches the reference (checked once per process)."""
@@ -168,7 +177,8 @@ def checked(case: Benchmark) -> None:
         raise NotImplementedError(f"{case.label} is unavailable: {case.impl.reason}")
     result = check(case.impl, SEED, case.settings)
     if not result.ok:
-        raise AssertionError(f"{case.label} failed the correctness check: {result.message}")
+        raise ImplementationError("failed" if result.raised else "wrong",
+                                  f"{case.label} failed the correctness check: {result.message}")
 
 
 @functools.lru_cache(maxsize=4)
@@ -198,9 +208,14 @@ def checked_at_size(case: Benchmark, params_key: tuple) -> None:
     args = spec.make_args(params, np.random.default_rng(SEED))
     digests = fingerprint(args)
     expected, _ = trusted_answer(spec, params, SEED)
-    ok, _, why = check_at_size(spec, case.call(*args), expected, args, digests)
+    try:
+        actual = case.call(*args)
+    except Exception as exc:
+        raise ImplementationError("failed", f"{case.label} raised at {fb_params(params)}: "
+                                            f"{type(exc).__name__}: {exc}") from exc
+    ok, _, why = check_at_size(spec, actual, expected, args, digests)
     if not ok:
-        raise AssertionError(f"{case.label} is wrong at {fb_params(params)}: {why}")
+        raise ImplementationError("wrong", f"{case.label} is wrong at {fb_params(params)}: {why}")
 
 
 @functools.cache

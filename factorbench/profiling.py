@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from factorbench.parallel import processes
 from factorbench.results.schema import MEMORY_PEAK_KEY
 
 """Measurement extra: RSS at the peak of the calls minus RSS before them (MiB, children included)."""
@@ -111,7 +112,7 @@ def _serving(job: dict):
     try:
         ready, _, _ = select.select([stdout], [], [], SETUP_TIMEOUT_S)
         if not ready or stdout.readline().strip() != "ready":
-            child.kill()
+            processes.kill_tree(child.pid)
             raise ProfileError(f"the profiled child did not start: {_last_line(stderr.read())}")
         yield child.pid
     finally:
@@ -120,7 +121,7 @@ def _serving(job: dict):
             try:
                 child.wait(timeout=SETUP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                child.kill()
+                processes.kill_tree(child.pid)  # its pools' processes too
                 child.wait()
         for stream in (stdout, stderr):
             stream.close()

@@ -67,3 +67,33 @@ def test_gate_rejects_wrong_shape():
 def test_compare_treats_matching_nan_as_equal_and_shape_as_significant():
     assert compare(np.array([1.0, np.nan]), np.array([1.0, np.nan]), 1e-12, 0)[0]
     assert not compare(np.array([1.0, 2.0]), np.array([1.0]), 1e-12, 0)[0]
+
+
+def slow_reference_kernel(trusted=None, reference_elements=0):
+    """A kernel whose reference is slow for its size (as under callgrind, ~50x slower): the
+    answer a timed call is held against must not depend on that."""
+    import time
+
+    def reference(x):
+        time.sleep(2.5)  # past any 'too slow for the reference' bound a timing could set
+        return np.asarray(x, dtype=np.float64) * 2.0
+
+    return fb.Kernel(name="slow_double", signature="slow_double(x)", summary="twice the input, slowly",
+                     defaults={"n": 4000}, quick={"n": 4000}, size_param="n",
+                     make_args=lambda p, rng: (fb.price_walk(rng, p["n"]),), reference=reference,
+                     check_inputs=lambda rng: [("n=3", (fb.price_walk(rng, 3),))], elements=lambda p: p["n"],
+                     bytes_moved=lambda p: 16 * p["n"], validate=lambda p: None, rtol=1e-12, trial={"n": 10},
+                     trusted=trusted, reference_elements=reference_elements)
+
+
+def test_trusted_answer_is_chosen_by_size_alone():
+    from factorbench.measure.check import trusted_answer
+
+    answer, whose = trusted_answer(slow_reference_kernel(), {"n": 4000}, seed=0)
+    assert whose == "reference" and answer.shape == (4000,)
+    # the built-in kernels with Python-loop references: the same choice at the same size, on any machine
+    ema = fb.kernel("ema")
+    assert trusted_answer(ema, {"n": 2_000_000, "alpha": 0.1}, 0)[1] == "reference"
+    assert trusted_answer(ema, {"n": 2_000_001, "alpha": 0.1}, 0)[1] == fb.implementation("ema", "vectorized").name
+    with pytest.raises(ValueError, match="trusted='vectorized' needs reference_elements >= 1"):
+        slow_reference_kernel(trusted="vectorized")

@@ -1,18 +1,22 @@
 """The regression gate and the asv suite: comparison logic on real callgrind counts, the
 gate's command-line errors, and the suite generated from the registry."""
 
+import io
 import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from benchmarks import figures, kernels, suite
 from factorbench.registry import Paradigm
-from factorbench.regress.gate import GateError, callgrind_helper, compare_counts, parse_callgrind_dumps
+from factorbench.regress.gate import GateError, Verdict, callgrind_helper, compare_counts, parse_callgrind_dumps, report
+from factorbench.report import junit, markdown
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,16 +92,51 @@ def test_real_counts_gate_on_the_threshold(two_counts):
 
 def test_statuses_other_than_a_count():
     before = {"kept": entry(100), "breaks": entry(100), "mends": entry("failed", "boom"), "vanishes": entry(100),
-              "skips": entry(100), "both broken": entry("failed", "x")}
+              "skips": entry(100), "both broken": entry("failed", "x"), "turns wrong": entry(100),
+              "wrong at both": entry("wrong", "off at index 3"), "harness at base": entry("error", "no answer"),
+              "harness at head": entry(100)}
     after = {"kept": entry(101), "breaks": entry("failed", "AssertionError: wrong"), "mends": entry(100),
              "skips": entry("skipped", "unavailable: no GPU"), "arrives": entry(50), "arrives broken": entry("failed"),
-             "both broken": entry("failed", "x")}
+             "both broken": entry("failed", "x"), "turns wrong": entry("wrong", "off at index 7"),
+             "wrong at both": entry("wrong", "off at index 3"), "harness at base": entry(100),
+             "harness at head": entry("error", "ValueError: no answer")}
     rows = {row.benchmark: row for row in compare_counts(before, after, threshold_pct=2.0)}
     assert {name: row.status for name, row in rows.items()} == {
         "kept": "unchanged", "breaks": "failed", "mends": "fixed", "vanishes": "gone", "skips": "skipped",
-        "arrives": "new", "arrives broken": "failed", "both broken": "skipped"}
+        "arrives": "new", "arrives broken": "failed", "both broken": "not gated", "turns wrong": "wrong",
+        "wrong at both": "not gated", "harness at base": "error", "harness at head": "error"}
     assert rows["breaks"].note == "AssertionError: wrong"
     assert rows["skips"].note == "unavailable: no GPU"
+    assert rows["wrong at both"].note == "wrong at both commits: off at index 3"
+    assert rows["harness at base"].note == "the harness could not measure it at base: no answer"
+    # a failure of the harness at base never reads as a benchmark the change fixed
+    assert not any(row.status == "fixed" for name, row in rows.items() if name.startswith("harness"))
+
+
+def test_benchmarks_wrong_at_both_commits_are_named_in_every_output(tmp_path):
+    """Not gated is not silent: the terminal, Markdown and JUnit outputs each name the
+    benchmark wrong at both commits beside the one that turned wrong (which fails)."""
+    before = {"kernels.sma__team_numpy.time_call(32000)": entry("wrong", "case 'n=7': value 1.0 vs reference 2.0"),
+              "kernels.zscore__team_numpy.time_call(32000)": entry(100)}
+    after = {"kernels.sma__team_numpy.time_call(32000)": entry("wrong", "case 'n=7': value 1.0 vs reference 2.0"),
+             "kernels.zscore__team_numpy.time_call(32000)": entry("wrong", "at this size: value 3.0 vs reference 2.0")}
+    verdict = Verdict("callgrind", "a" * 40, "b" * 40, "main", "HEAD", "rule", compare_counts(before, after, 2.0))
+    console = Console(file=io.StringIO(), width=80)
+    assert report(verdict, console) == 1
+    terminal = console.file.getvalue()
+    assert verdict.regressions == ["kernels.zscore__team_numpy.time_call(32000)"]
+    assert ("NOT GATED, wrong or failing at both commits: 1 benchmark(s): "
+            "kernels.sma__team_numpy.time_call(32000)") in terminal
+    assert "REGRESSION in 1 benchmark(s): kernels.zscore__team_numpy.time_call(32000)" in terminal
+    assert "2 benchmarks compared: 1 not gated, 1 wrong" in terminal
+    summary = markdown.gate(verdict.to_dict())
+    assert "| ❌ wrong | `kernels.zscore__team_numpy.time_call(32000)` |" in summary
+    assert "| ⚠️ not gated | `kernels.sma__team_numpy.time_call(32000)` |" in summary
+    cases = {case.get("name"): case for case in ET.parse(junit.write(verdict.to_dict(), tmp_path / "g.xml")).iter(
+        "testcase")}
+    assert cases["zscore__team_numpy.time_call(32000)"].find("failure").get("type") == "wrong"
+    ungated = cases["sma__team_numpy.time_call(32000)"]
+    assert ungated.find("failure") is None and ungated.find("system-out").text.startswith("not gated: ")
 
 
 def gate_cli(*args, cwd=REPO, env=None):

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from factorbench.cli import main
-from factorbench.parallel import flink
+from factorbench.parallel import flink, processes
 from factorbench.workloads.risk import isolated, stream
 from factorbench.workloads.risk.flink_run import run_job
 
@@ -68,7 +68,7 @@ def test_standalone_cluster_runs_the_job_on_127_0_0_1_and_stops_clean(flink_env,
     finally:
         assert main(["cluster", "stop", "--engine", "flink", "--state", str(state)]) == 0
     assert not state.exists()
-    assert not any(psutil.pid_exists(entry["pid"]) and flink._alive(entry) for entry in info["processes"])
+    assert not any(psutil.pid_exists(entry["pid"]) and processes.alive(entry) for entry in info["processes"])
     assert main(["cluster", "status", "--engine", "flink", "--state", str(state)]) == 1
 
 

@@ -122,8 +122,8 @@ def test_plan_sweeps_variants_sizes_and_overrides():
     (RunOptions(kernels=["sma"], sizes=[10], params={"window": 11}), "sma: window must be between 1 and 10"),
     (RunOptions(kernels=["sma"], params={"cols": 3}), "cols belong to none of the selected kernels"),
     (RunOptions(implementations=["nope"]), "unknown implementation 'nope'; choose from:"),
-    (RunOptions(repeat=0), "--repeat must be >= 1"),
-    (RunOptions(time_budget_s=0), "--time-budget must be > 0"),
+    (RunOptions(repeat=-1), "--repeat must be >= 1"),
+    (RunOptions(time_budget_s=-1), "--time-budget must be > 0"),
 ])
 def test_invalid_options_are_rejected_before_anything_runs(options, message):
     with pytest.raises(ValueError, match=message):
@@ -141,3 +141,11 @@ def test_load_rejects_unknown_schema_and_missing_fields(tmp_path):
     path.write_text("{not json")
     with pytest.raises(schema.ResultsError, match="not a readable JSON file"):
         schema.load(path)
+
+
+def test_quick_defaults_belong_to_the_options_not_the_command_line():
+    quick, full = RunOptions(quick=True), RunOptions()
+    assert (quick.repeat, quick.min_sample_s, quick.time_budget_s) == (3, 0.01, 2.0)
+    assert (full.repeat, full.min_sample_s, full.time_budget_s) == (7, 0.05, 10.0)
+    assert RunOptions(quick=True, time_budget_s=10.0, repeat=5).time_budget_s == 10.0
+    assert RunOptions(**quick.to_json()) == quick  # as a worker rebuilds them

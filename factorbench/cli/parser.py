@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 DEFAULT_JSON = "reports/results.json"
 
@@ -95,6 +96,18 @@ def memory_limit(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected auto, a size such as 4GiB, or a fraction of memory such "
                                          f"as 0.5, got {text!r}") from None
     return text
+
+
+BYTE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """'2g', '512MiB', '1.5GB' or a count of bytes, as podman's --memory reads them (the
+    units are binary: 2g = 2 GiB)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2g, 512MiB or 1.5GB (binary units), got {text!r}")
+    return int(float(match[1]) * BYTE_UNITS[match[2]])
 
 
 def add_plugin_option(parser) -> None:

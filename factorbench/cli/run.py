@@ -12,6 +12,7 @@ from factorbench.cli.parser import (
     DEFAULT_JSON,
     UsageError,
     add_plugin_option,
+    byte_size,
     chunk_sizes,
     count,
     counts,
@@ -66,6 +67,9 @@ def add_parser(sub) -> None:
     run.add_argument("--timeout", type=number, metavar="S",
                      help="hard deadline of each implementation's call on a case, after which its worker is "
                           "killed and the row is a timeout (default 60 + 5 x the time budget)")
+    run.add_argument("--memory-limit", type=byte_size, metavar="SIZE",
+                     help="most memory the run may use, e.g. 2g (binary units); the cgroup's limit and the "
+                          "available memory bound it too, and 25%% of the smallest is kept free")
     run.add_argument("--in-process", action="store_true",
                      help="measure in this process instead of one worker process per implementation "
                           "(for pdb and profilers; a crash or hang then takes the run down)")
@@ -94,17 +98,17 @@ def command(args) -> int:
         params["window"] = args.window
     if args.alpha is not None:
         params["alpha"] = args.alpha
+    if args.time_budget is not None and args.time_budget <= 0:  # RunOptions reads 0 as "the default"
+        raise UsageError(f"--time-budget must be > 0, got {args.time_budget:g}")
     options = RunOptions(
         kernels=args.kernel, paradigms=args.paradigm, implementations=args.implementation,
         sizes=[s for group in args.size for s in group], params=params, quick=args.quick,
-        repeat=args.repeat if args.repeat is not None else (3 if args.quick else 7),
-        min_sample_s=0.01 if args.quick else 0.05,
-        time_budget_s=args.time_budget if args.time_budget is not None else (2.0 if args.quick else 10.0),
+        repeat=args.repeat or 0, time_budget_s=args.time_budget or 0.0,
         workloads=args.workload, seed=args.seed, threads=args.threads,
         settings={key: values for key, values in (("processes", args.processes), ("scheduler", args.scheduler),
                                                   ("chunk_size", args.chunk_size)) if values},
         cpus=args.cpus, precision=args.precision, rounds=args.rounds, timeout_s=args.timeout,
-        in_process=args.in_process,
+        in_process=args.in_process, memory_limit_bytes=args.memory_limit,
     )
     try:
         validate_options(options)

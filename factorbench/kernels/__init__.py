@@ -77,6 +77,19 @@ class Kernel:
     classes: tuple[InputClass, ...] = ()
     """Input classes beyond the check inputs, profiled by the correctness matrix but not
     deciding whether an implementation is timed."""
+    trusted: str | None = None
+    """The paradigm (or implementation) whose code, once it passes the check, gives the answer a timed
+    call is compared with at sizes over ``reference_elements``: for a kernel whose reference
+    is a slow Python loop. None: the reference gives the answer at every size."""
+    reference_elements: int = 0
+    """The most elements (``elements(params)``) at which the reference gives that answer
+    when ``trusted`` is set. A count, not a timing, so the choice is the same on every
+    machine and under callgrind."""
+
+    def __post_init__(self):
+        if self.trusted is not None and self.reference_elements < 1:
+            raise ValueError(f"kernel {self.name!r}: trusted={self.trusted!r} needs reference_elements >= 1 "
+                             f"(the largest size its reference computes)")
 
 
 def price_walk(rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray:

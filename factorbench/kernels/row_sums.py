@@ -150,4 +150,7 @@ KERNEL = Kernel(
     variants={"order": ORDERS},
     trial={"n": 60},
     classes=CLASSES,
+    # fsum over Python lists: 0.1-0.2 s per million values
+    trusted="vectorized",
+    reference_elements=4_000_000,
 )

@@ -17,6 +17,7 @@ from factorbench.kernels import Kernel
 from factorbench.measure import sizing, stats
 from factorbench.measure.check import CheckResult, check, check_at_size, fingerprint
 from factorbench.measure.matrix import PROFILE_KEY, profile
+from factorbench.measure.memory import out_of_memory, peak_rss_bytes, reset_peak_rss
 from factorbench.measure.timer import measure
 from factorbench.registry import Implementation
 from factorbench.results.schema import Measurement, Status
@@ -33,6 +34,8 @@ when none could be computed (the row then says so)."""
 class Session:
     """What one worker keeps across an implementation's cases: its check results."""
     checks: dict[str, CheckResult] = field(default_factory=dict)
+    memory_limit: str = "none set"
+    """The memory limit this process runs under, in words, for an out-of-memory row."""
 
 
 def blank(spec: Kernel, impl: Implementation, settings: dict, params: dict, status: Status, reason: str,
@@ -48,13 +51,13 @@ def measure_case(spec: Kernel, impl: Implementation, settings: dict, params: dic
     ``later_round``: a round after the first, which checked the implementation and fitted
     the size (``params`` is that size): it only times and checks the output at size."""
     started = time.perf_counter()
+    reset_peak_rss()
     if later_round:
         try:
             record = _timed(spec, impl, settings, params, options, None, expected_for)
         except Exception as exc:
-            record = blank(spec, impl, settings, params, "failed", f"{type(exc).__name__}: {exc}",
-                           extra={"traceback": traceback.format_exc(limit=5)})
-        record.elapsed_s = time.perf_counter() - started
+            record = _raised(spec, impl, settings, params, exc, session)
+        record.elapsed_s, record.peak_rss_bytes = time.perf_counter() - started, peak_rss_bytes()
         return record
     key = json.dumps(settings, sort_keys=True)
     first = key not in session.checks
@@ -73,14 +76,24 @@ def measure_case(spec: Kernel, impl: Implementation, settings: dict, params: dic
         try:
             record = _timed(spec, impl, settings, params, options, check_result, expected_for)
         except Exception as exc:
-            record = blank(spec, impl, settings, params, "failed", f"{type(exc).__name__}: {exc}",
-                           extra={"traceback": traceback.format_exc(limit=5)})
+            record = _raised(spec, impl, settings, params, exc, session)
     if first:
         # Every input class, for the report; only the check above decides timing. Run
         # here, in the worker, since it calls the implementation.
         record.extra[PROFILE_KEY] = profile(impl, options.seed, settings, core=check_result).to_json()
-    record.elapsed_s = time.perf_counter() - started
+    record.elapsed_s, record.peak_rss_bytes = time.perf_counter() - started, peak_rss_bytes()
     return record
+
+
+def _raised(spec: Kernel, impl: Implementation, settings: dict, params: dict, exc: Exception,
+            session: Session) -> Measurement:
+    """The row of a call that raised: ``failed``, or ``crashed`` out of memory (a MemoryError
+    is the memory limit, as an OOM kill would be, not the implementation's fault)."""
+    extra = {"traceback": traceback.format_exc(limit=5)}
+    if isinstance(exc, MemoryError):
+        return blank(spec, impl, settings, params, "crashed",
+                     out_of_memory(f"MemoryError: {exc}", peak_rss_bytes(), session.memory_limit), extra=extra)
+    return blank(spec, impl, settings, params, "failed", f"{type(exc).__name__}: {exc}", extra=extra)
 
 
 def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, options,

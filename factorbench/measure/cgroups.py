@@ -128,3 +128,22 @@ def container_hint() -> str:
         return ""
     shown = ",".join(map(str, cpuset))
     return f" (the {engine} container's CPU set is {shown}: --cpuset-cpus)"
+
+
+def oom_kills() -> tuple[int, ...]:
+    """Counters of processes the OOM killer has ended: the machine's (/proc/vmstat, Linux
+    4.13+) and this process's cgroup's (v2 memory.events, v1 memory.oom_control) where
+    readable. Any of them rising while a worker died by SIGKILL says the OOM killer did it."""
+    counts = []
+    sources = [Path("/proc/vmstat")]
+    memberships = _memberships()
+    if "" in memberships and (CGROUP_ROOT / "cgroup.controllers").exists():
+        sources.append(_chain(CGROUP_ROOT, memberships[""])[0] / "memory.events")
+    if "memory" in memberships and (CGROUP_ROOT / "memory").is_dir():
+        sources.append(_chain(CGROUP_ROOT / "memory", memberships["memory"])[0] / "memory.oom_control")
+    for source in sources:
+        for line in (_read(source) or "").splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill" and value.strip().isdigit():
+                counts.append(int(value))
+    return tuple(counts)

@@ -96,29 +96,29 @@ def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> 
     return CheckResult(True, max_error, "", cold_call_s or 0.0)
 
 
-TRUSTED_PARADIGM = "vectorized"
-"""Whose output stands in for the reference at sizes where the reference is too slow
-(EMA's and row sums' references are Python loops): NumPy code that passed the check."""
-REFERENCE_LIMIT_S = 2.0
-"""The reference is used at a benchmark size when one call is predicted to take at most this."""
+class UntrustedAnswer(Exception):
+    """The implementation a kernel names as trusted does not pass its own check."""
+
+
+@cache
+def _trusted_check(kernel: str, paradigm: str, seed: int) -> Implementation:
+    impl = implementation(kernel, paradigm)
+    result = check(impl, seed)
+    if not result.ok:
+        raise UntrustedAnswer(f"{impl.name}, the implementation kernel {kernel!r} trusts at large sizes, fails its "
+                              f"check: {result.message}")
+    return impl
 
 
 def trusted_answer(spec: Kernel, params: dict, seed: int) -> tuple[np.ndarray, str]:
-    """The answer at ``params``' size, and whose it is: the reference when it is cheap
-    enough there (predicted from one call at the trial size), else the trusted paradigm's
-    implementation."""
+    """The answer at ``params``' size, and whose it is: the reference, or above the
+    kernel's ``reference_elements`` the implementation it names as ``trusted``, checked
+    first. Chosen by size alone, never by a timing, so every machine and a callgrind run
+    compare with the same answer."""
     args = spec.make_args(params, np.random.default_rng(seed))
-    trial = {**params, **spec.trial}
-    use_reference = True
-    if spec.trial and spec.elements(trial) < spec.elements(params):
-        trial_args = spec.make_args(trial, np.random.default_rng(seed))
-        start = time.perf_counter()
-        spec.reference(*trial_args)
-        predicted = (time.perf_counter() - start) * spec.elements(params) / max(spec.elements(trial), 1)
-        use_reference = predicted <= REFERENCE_LIMIT_S
-    if use_reference:
+    if spec.trusted is None or spec.elements(params) <= spec.reference_elements:
         return np.asarray(spec.reference(*args)), "reference"
-    impl = implementation(spec.name, TRUSTED_PARADIGM)
+    impl = _trusted_check(spec.name, spec.trusted, seed)
     return np.asarray(impl(*args)), impl.name
 
 

@@ -22,18 +22,45 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from factorbench.parallel import last_level_cache_bytes
+from factorbench.measure.cgroups import parse_cpu_list
+from factorbench.measure.memory import MemoryBound, gib
+from factorbench.parallel import last_level_cache_bytes, sysfs_cpu_dir
 
 DEFAULT_BYTES = 400 * 2**20
 QUICK_BYTES = 64 * 2**20
 CACHE_MULTIPLE = 4
 """Arrays are at least this many times the last-level cache, so caches cannot hold them."""
+PLAUSIBLE_CACHE_PER_CPU = 16 * 2**20
+"""A last-level cache reported larger than this per online CPU is not believed: it is a
+virtual CPU's, reporting its host's whole (shared) cache, as a 2-CPU VM reporting 480 MiB
+does. Real CPUs have at most ~12 MiB of last-level cache per core (stacked-cache parts)."""
+ARRAYS_AT_ONCE = 3
+"""The floors hold the source, the streaming target and a fresh output at once."""
 
 
-def array_bytes(quick: bool) -> int:
-    wanted = QUICK_BYTES if quick else DEFAULT_BYTES
+def _online_cpus() -> int:
+    try:
+        return len(parse_cpu_list((sysfs_cpu_dir() / "online").read_text()))
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
+def array_bytes(quick: bool, bound: MemoryBound) -> tuple[int, str]:
+    """The size of each floor array, and why that size: the run's default (64 MiB quick,
+    400 MiB otherwise), raised to CACHE_MULTIPLE x a plausible last-level cache, then
+    capped so ARRAYS_AT_ONCE of them fit the memory the run may use."""
+    nbytes = QUICK_BYTES if quick else DEFAULT_BYTES
+    why = f"the {'quick' if quick else 'default'} size"
     cache = last_level_cache_bytes()
-    return max(wanted, CACHE_MULTIPLE * cache) if cache else wanted
+    if cache and cache > PLAUSIBLE_CACHE_PER_CPU * _online_cpus():
+        why += (f"; the reported {gib(cache)} last-level cache was ignored (more than "
+                f"{gib(PLAUSIBLE_CACHE_PER_CPU)} per online CPU: a virtual CPU's)")
+    elif cache and CACHE_MULTIPLE * cache > nbytes:
+        nbytes, why = CACHE_MULTIPLE * cache, f"{CACHE_MULTIPLE} x the {gib(cache)} last-level cache"
+    if ARRAYS_AT_ONCE * nbytes > bound.usable_bytes:
+        nbytes = bound.usable_bytes // ARRAYS_AT_ONCE
+        why = f"capped so {ARRAYS_AT_ONCE} arrays fit the memory bound of {bound.describe()}, instead of {why}"
+    return nbytes // 8 * 8, why
 
 
 def _split_copy(pool: ThreadPoolExecutor | None, target: np.ndarray, source: np.ndarray, threads: int) -> None:
@@ -73,9 +100,10 @@ class _no_pool:
         return None
 
 
-def measure(nbytes: int, repeat: int = 5, thread_counts: tuple[int, ...] | None = None) -> dict:
+def measure(nbytes: int, repeat: int = 5, thread_counts: tuple[int, ...] | None = None, why: str = "") -> dict:
     """Copy and read bandwidth in GB/s (one thread) over arrays of ``nbytes`` each, and the
-    streaming and fresh-output floors on each of ``thread_counts`` (default: 1 and all CPUs)."""
+    streaming and fresh-output floors on each of ``thread_counts`` (default: 1 and all CPUs);
+    ``why``: why the arrays are ``nbytes`` (array_bytes' reason), kept with the figures."""
     count = nbytes // 8
     source = np.full(count, 1.0)
     read_s = float("inf")
@@ -88,7 +116,7 @@ def measure(nbytes: int, repeat: int = 5, thread_counts: tuple[int, ...] | None 
     floors = [measure_floors(source, threads, repeat) for threads in thread_counts]
     one = floors[0]
     return {"copy_GBps": one["stream_GBps"], "read_GBps": count * 8 / read_s / 1e9, "bytes": count * 8,
-            "floors": floors,
+            "bytes_why": why, "floors": floors,
             "method": f"best of {repeat}: streaming = np.copyto into an existing array, fresh output = "
                       "np.empty + np.copyto (allocation and first touch included), split over threads; "
                       "copy rates count bytes read + written; read = np.sum on one thread"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ from factorbench.measure import affinity, floors, machine, stats, threads
 from factorbench.measure.case import Session, blank, measure_case
 from factorbench.measure.check import trusted_answer
 from factorbench.measure.matrix import PROFILE_KEY, profile
+from factorbench.measure.memory import MemoryBound, case_bytes, memory_bound, too_big
 from factorbench.measure.worker import Worker, WorkerLost, Zygote
 from factorbench.parallel import schedulers
 from factorbench.registry import Implementation, artifacts_in, implementations
@@ -44,10 +46,14 @@ class RunOptions:
     params: dict[str, Any] = field(default_factory=dict)
     """Overrides of kernel parameters (window, alpha, cols, ...); applied where a kernel has them."""
     quick: bool = False
-    repeat: int = 7
-    min_sample_s: float = 0.05
-    time_budget_s: float = 10.0
-    """Per implementation and case: a slower one is measured at a smaller size, labelled."""
+    """Small sizes, and the quick defaults of the three below where they are left at 0."""
+    repeat: int = 0
+    """Samples per measurement; 0: 7, or 3 for a quick run."""
+    min_sample_s: float = 0.0
+    """Shortest sample (calls are batched up to it); 0: 0.05 s, or 0.01 s for a quick run."""
+    time_budget_s: float = 0.0
+    """Per implementation and case: a slower one is measured at a smaller size, labelled;
+    0: 10 s, or 2 s for a quick run."""
     workloads: list[str] | None = None
     """Workload names; None runs every workload unless kernels, paradigms or
     implementations were chosen. Workloads chosen without any of those run alone."""
@@ -69,9 +75,18 @@ class RunOptions:
     process (as pyperf's processes): the CI and the run-vs-run test are between rounds."""
     in_process: bool = False
     """Measure in the runner's own process (for pdb and profilers), not in workers."""
+    memory_limit_bytes: int | None = None
+    """At most this much memory for the run (--memory-limit); the cgroup's limit and the
+    available memory bound it too (see measure.memory)."""
     artifacts_dir: str | None = None
     """Where files for the report go (task graphs, profiles); default: beside the results
     file, named after it ('results-artifacts/' for 'results.json')."""
+
+    def __post_init__(self):
+        # Here rather than in the CLI, so RunOptions(quick=True) from Python is as quick.
+        self.repeat = self.repeat or (3 if self.quick else 7)
+        self.min_sample_s = self.min_sample_s or (0.01 if self.quick else 0.05)
+        self.time_budget_s = self.time_budget_s or (2.0 if self.quick else 10.0)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -97,6 +112,8 @@ def validate_options(options: RunOptions) -> None:
         raise ValueError(f"--precision must be between 0 and 1 (0.02 = 2%), got {options.precision:g}")
     if options.timeout_s is not None and options.timeout_s <= 0:
         raise ValueError(f"--timeout must be > 0, got {options.timeout_s:g}")
+    if options.memory_limit_bytes is not None and options.memory_limit_bytes <= 0:
+        raise ValueError(f"--memory-limit must be > 0, got {options.memory_limit_bytes}")
     if options.time_budget_s <= 0:
         raise ValueError(f"--time-budget must be > 0, got {options.time_budget_s}")
     if any(count < 1 for count in options.threads):
@@ -191,6 +208,8 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
     meta["pinned_cpus"] = options.cpus
     meta["ci_method"] = stats.ROUNDS_CI_METHOD if options.rounds > 1 else stats.CI_METHOD
     meta["isolation"] = "in-process" if options.in_process else "worker process per implementation and round"
+    bound = memory_bound(options.memory_limit_bytes)
+    meta["memory_bound"] = bound.to_json()
     load = machine.LoadMonitor()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     cases = plan(options) if runs_kernels(options) else []
@@ -209,7 +228,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                                   if impl.available for case in all_cases)
     for impl, all_cases in list(units.items()):
         for case in all_cases:
-            reason = down.get(case.settings.get("scheduler")) if impl.available else None
+            reason = down.get(str(case.settings.get("scheduler"))) if impl.available else None
             if reason:
                 rounds_of[case.position] = [blank(case.spec, impl, case.settings, case.params, "failed", reason)]
                 if log:
@@ -226,7 +245,8 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         # Measured in the same run, so "% of floor" compares like with like: one thread and
         # the run's most threads (or all CPUs), streaming and fresh-output.
         counts = sorted({1, max(options.threads) if options.threads else len(os.sched_getaffinity(0))})
-        meta["bandwidth"] = floors.measure(floors.array_bytes(options.quick), thread_counts=tuple(counts))
+        nbytes, why = floors.array_bytes(options.quick, bound)
+        meta["bandwidth"] = floors.measure(nbytes, thread_counts=tuple(counts), why=why)
 
     def save():
         meta["load"] = load.describe()
@@ -274,7 +294,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
                     if progress:  # what is being measured, before it is
                         progress(f"{impl.kernel} {impl.name} {format_settings(unit_cases[0].settings)}", done, total)
                     records = _measure_unit(impl, unit_cases, options, answers, artifacts, Path(scratch), retiring,
-                                            zygote, round_number)
+                                            zygote, round_number, bound)
                     # Not zip(): it would leave the generator suspended, to be closed (its worker
                     # killed) by the garbage collector, where a Ctrl-C is ignored.
                     for number, record in enumerate(records):
@@ -297,7 +317,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         for name in chosen_workloads:
             if progress:
                 progress(f"workload {name}", done, total)
-            sections.append(run_workload(name, options))
+            sections.append(run_workload(name, options, functools.partial(too_big, bound=bound)))
             done += 1
             save()
         if progress:
@@ -334,32 +354,47 @@ def merge_rounds(records: list[Measurement]) -> Measurement:
         stopped_by=", ".join(dict.fromkeys(record.stopped_by or "" for record in records)),
         unstable=stats.unstable(times, first.median * (first.calls_per_sample or 1) if first.median else None)
         + ([disagreement] if disagreement else []),
-        max_error=_largest_error(records), elapsed_s=sum(record.elapsed_s or 0.0 for record in records))
+        max_error=_largest_error(records), elapsed_s=sum(record.elapsed_s or 0.0 for record in records),
+        peak_rss_bytes=max((record.peak_rss_bytes for record in records if record.peak_rss_bytes is not None),
+                           default=None))
 
 
 class TrustedAnswers:
-    """The trusted answer of each case at each measured size, computed once in the runner
-    and kept as .npy files that workers memory-map."""
+    """The trusted answer of each case at each measured size, computed once — by the first
+    worker that needs it, so the runner never holds a benchmark-size array (in-process:
+    by the runner) — and kept as .npy files that workers memory-map."""
 
     def __init__(self, folder: Path, seed: int):
         self.folder, self.seed = folder, seed
         self.paths: dict[str, str | None] = {}
+        """Each answer's file, None where it could not be computed."""
 
-    def path(self, spec: Kernel, params: dict) -> str | None:
-        key = json.dumps([spec.name, params], sort_keys=True)
-        if key not in self.paths:
-            try:
-                answer, _ = trusted_answer(spec, params, self.seed)
-            except Exception:
-                self.paths[key] = None
-            else:
-                path = self.folder / f"expected-{len(self.paths)}.npy"
-                np.save(path, answer)
-                self.paths[key] = str(path)
-        return self.paths[key]
+    @staticmethod
+    def _key(spec: Kernel, params: dict) -> str:
+        return json.dumps([spec.name, params], sort_keys=True)
+
+    def answer_at(self, spec: Kernel, params: dict) -> tuple[str | None, bool]:
+        """The file of the answer at ``params``, and whether the asking worker is to compute it."""
+        key = self._key(spec, params)
+        if key in self.paths:
+            return self.paths[key], False
+        return str(self.folder / f"expected-{hashlib.sha1(key.encode()).hexdigest()}.npy"), True
+
+    def answered(self, spec: Kernel, params: dict, ok: bool) -> None:
+        key = self._key(spec, params)
+        self.paths[key] = self.answer_at(spec, params)[0] if ok else None
 
     def array(self, spec: Kernel, params: dict) -> np.ndarray | None:
-        path = self.path(spec, params)
+        """The answer, computed here first if no one has (in-process runs)."""
+        path, compute = self.answer_at(spec, params)
+        if compute and path is not None:
+            try:
+                answer, _ = trusted_answer(spec, params, self.seed)
+                np.save(path, answer)
+            except Exception:
+                self.answered(spec, params, False)
+                return None
+            self.answered(spec, params, True)
         return None if path is None else np.load(path, mmap_mode="r")
 
 
@@ -389,10 +424,13 @@ class Retiring:
 
 def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: RunOptions, answers: TrustedAnswers,
                   artifacts: str | Path | None, scratch: Path, retiring: Retiring, zygote: Zygote | None,
-                  round_number: int) -> Iterator[Measurement]:
+                  round_number: int, bound: MemoryBound) -> Iterator[Measurement]:
     """The rows of one implementation in one round, setting by setting and case by case;
-    rounds after the first only time (see measure_case)."""
+    rounds after the first only time (see measure_case). A case whose arrays cannot fit
+    the memory bound is skipped before it starts."""
     later_round = round_number > 0
+    oversized = {case.position: reason for case in unit_cases
+                 if (reason := too_big(case_bytes(case.spec, case.params), "its inputs and outputs", bound))}
     if not impl.available:
         checked: set[str] = set()
         for case in unit_cases:
@@ -403,8 +441,11 @@ def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: Run
             yield record
         return
     if options.in_process:
-        session = Session()
+        session = Session(memory_limit=bound.limit_text())
         for case in unit_cases:
+            if case.position in oversized:
+                yield blank(case.spec, impl, case.settings, case.params, "skipped", oversized[case.position])
+                continue
             yield measure_case(case.spec, impl, case.settings, case.params, options,
                                functools.partial(answers.array, case.spec), session, later_round)
         return
@@ -412,22 +453,26 @@ def _measure_unit(impl: Implementation, unit_cases: list[UnitCase], options: Run
     worker: Worker | None = None
     try:
         for number, case in enumerate(unit_cases):
+            if case.position in oversized:
+                yield blank(case.spec, impl, case.settings, case.params, "skipped", oversized[case.position])
+                continue
             message = {"kernel": case.spec.name, "implementation": impl.name, "settings": case.settings,
                        "params": case.params, "later_round": later_round, "options": options.to_json(),
                        "artifacts": str(artifacts) if artifacts else None}
             try:
                 if worker is None:
                     worker = Worker(scratch / f"worker-{impl.kernel}-{impl.name}-{round_number}-{number}.stderr",
-                                    zygote)
+                                    zygote, bound.limit_text())
                     retiring.reap()
                 reply = worker.request(message, default_timeout_s(options),
-                                       functools.partial(answers.path, case.spec))
+                                       functools.partial(answers.answer_at, case.spec),
+                                       functools.partial(answers.answered, case.spec))
             except WorkerLost as lost:
                 if worker is not None:
                     worker.close()
                 worker = None  # the next case gets a fresh one
                 yield blank(case.spec, impl, case.settings, case.params, lost.status, lost.reason,
-                            elapsed_s=lost.elapsed_s)
+                            elapsed_s=lost.elapsed_s, peak_rss_bytes=lost.peak_rss_bytes)
                 continue
             yield msgspec.convert(reply, Measurement)
     except BaseException:  # Ctrl-C: the worker may be mid-call for many seconds yet

@@ -8,7 +8,8 @@ per implementation, in a new session (its own process group), and the worker is 
 across that implementation's cases, so a JIT compiles once and a pool starts once.
 Messages are small JSON objects over two pipes (a case's params and options out, a
 results row back); the worker builds its inputs from the seed and memory-maps the trusted
-answer (.npy) the runner wrote, so no large array is ever pickled. The runner waits for
+answer (.npy) the first worker to need it computed and wrote, so no large array is ever
+pickled, nor held by the runner. The runner waits for
 each answer up to a hard deadline; past it, or when the worker dies, the whole process
 group is killed and the /dev/shm segments it left are unlinked.
 """
@@ -16,6 +17,7 @@ group is killed and the /dev/shm segments it left are unlinked.
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import json
 import os
@@ -32,7 +34,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from factorbench.measure import threads
+from factorbench.kernels import Kernel
+from factorbench.measure import cgroups, threads
+from factorbench.measure.memory import limit_address_space, out_of_memory, peak_rss_bytes
+from factorbench.parallel import processes
 from factorbench.results.schema import Measurement, Status
 
 SHM_DIR = Path("/dev/shm")
@@ -42,20 +47,29 @@ STARTUP_TIMEOUT_S = 120.0
 against a call's deadline, which a loaded machine's slow imports would otherwise eat."""
 EXIT_GRACE_S = 10.0
 """How long a worker may take to exit (shut its pools down) when asked to."""
+WATCH_S = 0.2
+"""How often the runner reads a busy worker's peak RSS: the last reading is what an
+out-of-memory row reports of a worker the OOM killer ended."""
 
 
 class WorkerLost(Exception):
     """The worker passed its deadline (status ``timeout``) or died (``crashed``)."""
 
-    def __init__(self, status: Status, reason: str, elapsed_s: float):
+    def __init__(self, status: Status, reason: str, elapsed_s: float, peak_rss_bytes: int | None = None):
         super().__init__(reason)
         self.status, self.reason, self.elapsed_s = status, reason, elapsed_s
+        self.peak_rss_bytes = peak_rss_bytes
+        """The worker's peak RSS as the runner last read it."""
 
 
 class Worker:
     """A worker process for one implementation; ``close()`` leaves nothing of it behind."""
 
-    def __init__(self, stderr_path: Path, zygote: Zygote):
+    def __init__(self, stderr_path: Path, zygote: Zygote, memory_limit: str = "none set"):
+        """``memory_limit``: the limit in words, for the reason of a worker the OOM killer ends."""
+        self._memory_limit, self._oom_kills = memory_limit, cgroups.oom_kills()
+        self.peak_rss_seen: int | None = None
+        self._computing = False
         parent_in, child_out = os.pipe()
         child_in, parent_out = os.pipe()
         self._shm_before = _shm_names()
@@ -80,10 +94,13 @@ class Worker:
     def pid(self) -> int:
         return self.proc.pid
 
-    def request(self, message: dict, deadline_s: float, expected_for: Callable[[dict], str | None]) -> dict:
-        """Send ``message`` and return the worker's row; the worker may ask for the trusted
-        answer at a size (``expected_for`` writes it and returns its path; the time that
-        takes is the runner's, not counted against the deadline). Raises WorkerLost."""
+    def request(self, message: dict, deadline_s: float, answer_at: Callable[[dict], tuple[str | None, bool]],
+                answered: Callable[[dict, bool], None]) -> dict:
+        """Send ``message`` and return the worker's row. The worker may ask for the trusted
+        answer at a size: ``answer_at(params)`` is its .npy file's path (None: there is none)
+        and whether the worker is to compute it there first, ``answered(params, ok)`` is
+        told whether it did; the time computing takes is not counted against the deadline.
+        Raises WorkerLost."""
         try:
             if not self._ready:
                 if not self._in.poll(STARTUP_TIMEOUT_S):
@@ -96,25 +113,44 @@ class Worker:
             raise WorkerLost("crashed", self._death(), 0.0) from None
         started = time.perf_counter()
         paused = 0.0
+        computing: tuple[dict, float] | None = None
         try:
             self._out.send_bytes(json.dumps(message).encode())
             while True:
                 remaining = deadline_s - (time.perf_counter() - started - paused)
-                if remaining <= 0 or not self._in.poll(remaining):
+                if remaining <= 0:
                     elapsed = time.perf_counter() - started - paused
                     self.kill()
                     raise WorkerLost("timeout", f"killed after {elapsed:.1f} s: no answer within the "
-                                                f"{deadline_s:g} s deadline (--timeout)", elapsed)
+                                                f"{deadline_s:g} s deadline (--timeout)", elapsed,
+                                     self.peak_rss_seen)
+                if not self._in.poll(min(remaining, WATCH_S)):
+                    self._watch()
+                    continue
                 reply = json.loads(self._in.recv_bytes())
+                if "computed" in reply and computing is not None:
+                    answered(computing[0], reply["computed"])
+                    paused += time.perf_counter() - computing[1]
+                    computing = None
+                    continue
                 if "expected" not in reply:
                     return reply
-                asked = time.perf_counter()
-                path = expected_for(reply["expected"])
-                paused += time.perf_counter() - asked
-                self._out.send_bytes(json.dumps({"path": path}).encode())
+                path, compute = answer_at(reply["expected"])
+                if compute:
+                    computing = (reply["expected"], time.perf_counter())
+                self._out.send_bytes(json.dumps({"path": path, "compute": compute}).encode())
         except (EOFError, OSError):
             elapsed = time.perf_counter() - started - paused
-            raise WorkerLost("crashed", self._death(), elapsed) from None
+            if computing is not None:  # not again for every implementation of the case
+                answered(computing[0], False)
+            raise WorkerLost("crashed", self._death() + (" (while computing the trusted answer)"
+                                                         if computing is not None else ""), elapsed,
+                             self.peak_rss_seen) from None
+
+    def _watch(self) -> None:
+        peak = peak_rss_bytes(self.proc.pid)
+        if peak is not None:
+            self.peak_rss_seen = max(peak, self.peak_rss_seen or 0)
 
     def _death(self) -> str:
         """Why the worker died: its signal or exit code, and the end of its stderr."""
@@ -129,6 +165,9 @@ class Worker:
             how = f"killed by {signal.Signals(-code).name}"
         else:
             how = f"exited with status {code}"
+        if code == -signal.SIGKILL and cgroups.oom_kills() != self._oom_kills:
+            return out_of_memory("the OOM killer ended the worker (SIGKILL; the oom_kill count rose)",
+                                 self.peak_rss_seen, self._memory_limit) + " (peak: the runner's last reading)"
         tail = self.stderr_tail()
         return f"worker {how}" + (f"; its last stderr lines: {tail}" if tail else "")
 
@@ -147,21 +186,8 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker's process group and every descendant that left it."""
-        try:
-            family = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.Error:
-            family = []
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for child in family:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
+        processes.kill_tree(self.proc.pid)
         self.proc.wait()
-        psutil.wait_procs(family, timeout=5)
 
     def retire(self) -> None:
         """Ask the worker to exit (so its pools shut down cleanly) without waiting: ``close()``
@@ -251,10 +277,7 @@ class Zygote:
 
     def close(self) -> None:
         self._closed = True
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        processes.kill_group(self.proc.pid)
         self.proc.wait()
         self._sock.close()
 
@@ -353,11 +376,17 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
     implementations()  # import every paradigm before saying ready
     conn_out.send_bytes(json.dumps({"ready": os.getpid()}).encode())
 
-    def ask(params: dict) -> np.ndarray | None:
+    def ask(spec: Kernel, seed: int, params: dict) -> np.ndarray | None:
         conn_out.send_bytes(json.dumps({"expected": params}).encode())
-        path = json.loads(conn_in.recv_bytes())["path"]
-        return None if path is None else np.load(path, mmap_mode="r")
+        reply = json.loads(conn_in.recv_bytes())
+        if reply["compute"]:
+            computed = _save_trusted_answer(spec, params, seed, reply["path"])
+            conn_out.send_bytes(json.dumps({"computed": computed}).encode())
+            if not computed:
+                return None
+        return None if reply["path"] is None else np.load(reply["path"], mmap_mode="r")
 
+    limited = False
     while True:
         message = json.loads(conn_in.recv_bytes())
         if message.get("op") == "exit":
@@ -365,13 +394,30 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
         from factorbench.measure.runner import RunOptions
 
         options = RunOptions(**message["options"])
+        if options.memory_limit_bytes and not limited:
+            session.memory_limit, limited = limit_address_space(options.memory_limit_bytes), True
         spec = get_kernel(message["kernel"])
         (impl,) = [i for i in implementations(spec.name) if i.name == message["implementation"]]
         with threads.limited(max(options.threads) if options.threads else None), \
                 artifacts_in(message.get("artifacts")):
-            row = measure_case(spec, impl, message["settings"], message["params"], options, ask, session,
-                               message["later_round"])
+            row = measure_case(spec, impl, message["settings"], message["params"], options,
+                               functools.partial(ask, spec, options.seed), session, message["later_round"])
         conn_out.send_bytes(json.dumps(_row_json(row)).encode())
+
+
+def _save_trusted_answer(spec: Kernel, params: dict, seed: int, path: str) -> bool:
+    """Compute the trusted answer at ``params`` here, in the worker, so the runner never
+    holds a benchmark-size array; False when it cannot be computed (the row then says so)."""
+    from factorbench.measure.check import trusted_answer
+
+    try:
+        answer, _ = trusted_answer(spec, params, seed)
+        partial = f"{path}.partial.npy"
+        np.save(partial, answer)
+        os.replace(partial, path)
+    except Exception:
+        return False
+    return True
 
 
 def _row_json(row: Measurement) -> dict:
@@ -418,6 +464,10 @@ def _zygote(fd: int, preload: list[str]) -> None:
 def _forked_worker(conn_in: int, conn_out: int, stderr: int) -> None:
     try:
         os.setsid()  # its own process group, which the runner kills as a whole
+        try:  # the OOM killer's first choice, before the runner, whose results must survive
+            Path("/proc/self/oom_score_adj").write_text("1000")
+        except OSError:
+            pass
         os.dup2(stderr, 1)
         os.dup2(stderr, 2)
         os.close(stderr)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psutil
 
+from factorbench.parallel import processes
 from factorbench.parallel.schedulers import CONNECT_TIMEOUT_S, check_reachable
 
 DEFAULT_PORT = 8786
@@ -39,21 +40,6 @@ def default_state_path() -> Path:
     return Path(cache) / "factorbench" / "cluster.json"
 
 
-def _record(process: psutil.Process, role: str, log: Path) -> dict:
-    return {"role": role, "pid": process.pid, "create_time": process.create_time(), "log": str(log)}
-
-
-def _alive(entry: dict) -> psutil.Process | None:
-    """The recorded process if it is still that process (same PID and start time)."""
-    try:
-        process = psutil.Process(entry["pid"])
-        if abs(process.create_time() - entry["create_time"]) > 0.01 or process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return process
-    except psutil.Error:
-        return None
-
-
 def read_state(state: Path) -> dict | None:
     try:
         return json.loads(state.read_text())
@@ -61,25 +47,6 @@ def read_state(state: Path) -> dict | None:
         return None
     except (OSError, json.JSONDecodeError) as exc:
         raise ClusterError(f"cannot read the cluster state file {state}: {exc}") from None
-
-
-def _check_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As the scheduler binds: connections of a just-stopped cluster lingering in
-        # TIME_WAIT must not count, only a live listener.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise ClusterError(f"port {port} on 127.0.0.1 is in use; choose another with --port") from None
-
-
-def _log_tail(path: Path) -> str:
-    with contextlib.suppress(OSError):
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-        if lines:
-            return f": {lines[-1].strip()}"
-    return ""
 
 
 def _work_dir(state: Path) -> Path:
@@ -96,37 +63,6 @@ def _launch(command: list[str], log: Path, work: Path) -> subprocess.Popen:
                                 env={**os.environ, "DASK_TEMPORARY_DIRECTORY": str(work)})
 
 
-def _terminate(entries: list[dict], timeout: float) -> dict:
-    """SIGTERM the recorded processes still alive, SIGKILL what remains after ``timeout``
-    (their children too: a worker's nanny owns the worker process). Returns the PIDs
-    terminated, killed and already gone."""
-    report: dict[str, list[int]] = {"terminated": [], "killed": [], "gone": []}
-    parents = []
-    for entry in entries:
-        process = _alive(entry)
-        if process is None:
-            report["gone"].append(entry["pid"])
-        else:
-            parents.append(process)
-    children = []
-    for process in parents:
-        with contextlib.suppress(psutil.Error):
-            children.extend(process.children(recursive=True))
-    for process in parents:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    # wait_procs reaps the ones that are our own children, so none stays a zombie.
-    _, still = psutil.wait_procs(parents, timeout=timeout)
-    _, orphans = psutil.wait_procs(children, timeout=0.5 if still else timeout)
-    for process in still + orphans:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(still + orphans, timeout=timeout)
-    report["killed"] = [p.pid for p in still]
-    report["terminated"] = [p.pid for p in parents if p not in still]
-    return report
-
-
 def start(workers: int = 2, nthreads: int = 1, memory_limit: str = "auto", port: int = DEFAULT_PORT,
           state: Path | None = None, timeout: float = START_TIMEOUT_S) -> dict:
     """Launch the scheduler and ``workers`` worker processes, wait until the scheduler
@@ -138,11 +74,12 @@ def start(workers: int = 2, nthreads: int = 1, memory_limit: str = "auto", port:
         raise ClusterError(f"--port must be between 1 and 65535, got {port}")
     previous = read_state(state)
     if previous is not None:
-        if any(_alive(entry) for entry in previous["processes"]):
+        if any(processes.alive(entry) for entry in previous["processes"]):
             raise ClusterError(f"a factorbench cluster is already running at {previous['address']} "
                                f"(state {state}); stop it with `factorbench cluster stop`")
         state.unlink()  # left by a cluster whose processes have all ended
-    _check_port_free(port)
+    if processes.port_in_use(port):
+        raise ClusterError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
     address = f"tcp://127.0.0.1:{port}"
     logs, work = state.with_name(f"{state.stem}-logs"), _work_dir(state)
     logs.mkdir(parents=True, exist_ok=True)
@@ -164,7 +101,7 @@ def start(workers: int = 2, nthreads: int = 1, memory_limit: str = "auto", port:
         for role, log, command in commands:
             process = _launch(command, log, work)
             launched.append((role, log, process))
-            entries.append(_record(psutil.Process(process.pid), role, log))
+            entries.append(processes.record(psutil.Process(process.pid), role, log))
         dashboard = _wait_until_up(address, port, workers, launched, timeout)
         info = {"address": address, "dashboard": dashboard, "workers": workers, "nthreads": nthreads,
                 "memory_limit": str(memory_limit), "logs": str(logs),
@@ -173,7 +110,7 @@ def start(workers: int = 2, nthreads: int = 1, memory_limit: str = "auto", port:
         state.write_text(json.dumps(info, indent=1))
         return info
     except BaseException:
-        _terminate(entries, STOP_TIMEOUT_S)
+        processes.terminate(entries, STOP_TIMEOUT_S)
         shutil.rmtree(work, ignore_errors=True)
         raise
 
@@ -189,7 +126,7 @@ def _wait_until_up(address, port, workers, launched, timeout) -> str:
             for role, log, process in launched:
                 if process.poll() is not None:
                     raise ClusterError(f"the {role} process exited with status {process.returncode} "
-                                       f"(log {log}){_log_tail(log)}")
+                                       f"(log {log}){processes.log_tail(log)}")
             if client is None:
                 with contextlib.suppress(OSError):
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -214,8 +151,8 @@ def stop(state: Path | None = None, timeout: float = STOP_TIMEOUT_S) -> dict:
         raise ClusterError(f"no factorbench cluster to stop (no state file {state})")
     workers = [entry for entry in info["processes"] if entry["role"] != "scheduler"]
     scheduler = [entry for entry in info["processes"] if entry["role"] == "scheduler"]
-    report = _terminate(workers, timeout)
-    for key, pids in _terminate(scheduler, timeout).items():
+    report = processes.terminate(workers, timeout)
+    for key, pids in processes.terminate(scheduler, timeout).items():
         report[key] += pids
     shutil.rmtree(_work_dir(state), ignore_errors=True)
     state.unlink()
@@ -232,7 +169,7 @@ def status(state: Path | None = None) -> dict | None:
     if info is None:
         return None
     for entry in info["processes"]:
-        entry["alive"] = _alive(entry) is not None
+        entry["alive"] = processes.alive(entry) is not None
     try:
         check_reachable(info["address"])
         with Client(info["address"], timeout=CONNECT_TIMEOUT_S, set_as_default=False) as client:

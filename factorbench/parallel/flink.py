@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from factorbench.parallel.cluster import ClusterError, _alive, _log_tail, _record, _terminate, read_state
+from factorbench.parallel import processes
+from factorbench.parallel.cluster import ClusterError, read_state
 
 FLINK_VERSION = "2.3.0"
 JAVA_MIN = 11
@@ -178,15 +178,6 @@ def rest(address: str, path: str, method: str = "GET", timeout: float = 5.0) -> 
     return json.loads(body) if body else {}
 
 
-def _port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise ClusterError(f"port {port} on 127.0.0.1 is in use; choose another with --port") from None
-
-
 def _daemon_pid(pid_dir: Path, kind: str, before: set[int]) -> int | None:
     """The PID flink-daemon.sh wrote for a ``kind`` daemon started after ``before``."""
     for pid_file in pid_dir.glob(f"*-{kind}.pid"):
@@ -208,11 +199,12 @@ def start(port: int = DEFAULT_REST_PORT, state: Path | None = None, timeout: flo
         raise ClusterError(f"--port must be between 1 and 65535, got {port}")
     previous = read_state(state)
     if previous is not None:
-        if any(_alive(entry) for entry in previous["processes"]):
+        if any(processes.alive(entry) for entry in previous["processes"]):
             raise ClusterError(f"a factorbench Flink cluster is already running at {previous['address']} "
                                f"(state {state}); stop it with `factorbench cluster stop --engine flink`")
         state.unlink()
-    _port_free(port)
+    if processes.port_in_use(port):
+        raise ClusterError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
     home = flink_home()
     assert home is not None  # missing() checked the environment
     env = cluster_environment(state)
@@ -234,7 +226,7 @@ def start(port: int = DEFAULT_REST_PORT, state: Path | None = None, timeout: flo
             if done.returncode != 0 or pid is None:
                 raise ClusterError(f"bin/{script} start failed (status {done.returncode}): "
                                    f"{(done.stderr or done.stdout).strip()[-300:]}")
-            entries.append(_record(psutil.Process(pid), role, log))
+            entries.append(processes.record(psutil.Process(pid), role, log))
         _wait_until_up(address, entries, log, timeout)
         info = {"engine": "flink", "address": address, "dashboard": address, "slots": CLUSTER_SLOTS,
                 "flink_home": str(home), "conf": env["FLINK_CONF_DIR"], "logs": str(log),
@@ -243,7 +235,7 @@ def start(port: int = DEFAULT_REST_PORT, state: Path | None = None, timeout: flo
         state.write_text(json.dumps(info, indent=1))
         return info
     except BaseException:
-        _terminate(entries, STOP_TIMEOUT_S)
+        processes.terminate(entries, STOP_TIMEOUT_S)
         raise
 
 
@@ -251,10 +243,10 @@ def _wait_until_up(address: str, entries: list[dict], log: Path, timeout: float)
     deadline = time.monotonic() + timeout
     while True:
         for entry in entries:
-            if _alive(entry) is None:
+            if processes.alive(entry) is None:
                 logs = sorted(log.glob(f"*{entry['role'].replace('manager', '')}*.log"))
                 raise ClusterError(f"the {entry['role']} JVM (pid {entry['pid']}) exited; logs in {log}"
-                                   f"{_log_tail(logs[0]) if logs else ''}")
+                                   f"{processes.log_tail(logs[0]) if logs else ''}")
         try:
             if rest(address, "/overview", timeout=2).get("taskmanagers", 0) >= 1:
                 return
@@ -272,8 +264,8 @@ def stop(state: Path | None = None, timeout: float = STOP_TIMEOUT_S) -> dict:
     info = read_state(state)
     if info is None:
         raise ClusterError(f"no factorbench Flink cluster to stop (no state file {state})")
-    report = _terminate([e for e in info["processes"] if e["role"] == "taskmanager"], timeout)
-    for key, pids in _terminate([e for e in info["processes"] if e["role"] == "jobmanager"], timeout).items():
+    report = processes.terminate([e for e in info["processes"] if e["role"] == "taskmanager"], timeout)
+    for key, pids in processes.terminate([e for e in info["processes"] if e["role"] == "jobmanager"], timeout).items():
         report[key] += pids
     shutil.rmtree(state.with_name(f"{state.stem}-files") / "pid", ignore_errors=True)
     state.unlink()
@@ -288,7 +280,7 @@ def status(state: Path | None = None) -> dict | None:
     if info is None:
         return None
     for entry in info["processes"]:
-        entry["alive"] = _alive(entry) is not None
+        entry["alive"] = processes.alive(entry) is not None
     try:
         info["overview"] = rest(info["address"], "/overview")
     except (OSError, ValueError) as exc:

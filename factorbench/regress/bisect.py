@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from factorbench.regress import gate
+from factorbench.results import verdict
 
 DEFAULT_MAX_PROBES = 12
 DEFAULT_MAX_SECONDS = 3600.0
@@ -103,14 +104,15 @@ class Judge:
             rows = self.rows(commit)
         except gate.GateError as exc:
             return Probe(commit, subject, "skipped", reason=str(exc).splitlines()[0])
-        regressed = [row for row in rows if row.status == "regressed"]
-        failed = [row for row in rows if row.status == "failed"]
+        regressed = [row for row in rows if row.status == verdict.REGRESSED]
+        failed = [row for row in rows if row.status in verdict.BROKEN]
         if regressed:
             ratio = max(row.ratio or 0.0 for row in regressed)
             return Probe(commit, subject, "regressed", ratio, [row.benchmark for row in regressed])
         if failed:
-            return Probe(commit, subject, "skipped", reason=f"{failed[0].benchmark} fails to run: {failed[0].note}")
-        if not any(row.status in ("unchanged", "improved", "noisy") for row in rows):
+            return Probe(commit, subject, "skipped",
+                         reason=f"{failed[0].benchmark} is {failed[0].status} there: {failed[0].note}")
+        if not any(row.status in (verdict.UNCHANGED, verdict.IMPROVED, verdict.NOISY) for row in rows):
             return Probe(commit, subject, "skipped", reason="no benchmark compared (none selected, or none ran)")
         ratios = [row.ratio for row in rows if row.ratio is not None]
         return Probe(commit, subject, "good", max(ratios) if ratios else None)

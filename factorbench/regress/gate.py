@@ -49,6 +49,7 @@ from rich.table import Table
 
 from factorbench.regress import asv_adapter
 from factorbench.results import format as fmt
+from factorbench.results import verdict
 
 MODES = ("wall", "callgrind")
 DEFAULT_FACTOR = 1.2
@@ -91,9 +92,6 @@ class Row:
         return None
 
 
-FAILING = ("regressed", "failed")
-QUIET = ("unchanged", "skipped")
-WALL_TIME_ONLY = "wall-time only"
 
 
 # ---------------------------------------------------------------- repository and commits
@@ -138,22 +136,27 @@ def compile_regex(pattern: str | None) -> re.Pattern | None:
 
 # ---------------------------------------------------------------- comparison
 
-def classify(old, new, regressed, improved) -> tuple[str, str]:
-    """(status, note) for one benchmark; values are None when it failed, NaN when skipped
-    or absent, and the two predicates compare real values."""
+def classify(old, new, regressed, improved, old_problem: str | None = None,
+             new_problem: str | None = None) -> tuple[str, str]:
+    """(status, note) for one benchmark; values are None when it did not run right (its
+    problem, where known: failed, wrong or error), NaN when skipped or absent, and the two
+    predicates compare real values."""
+    if verdict.ERROR in (old_problem, new_problem):
+        return verdict.ERROR, f"the harness could not measure it at {'head' if new_problem else 'base'}"
     if new is None:
-        return ("skipped", "fails at both commits") if old is None else ("failed", "")
+        problem = new_problem or verdict.FAILED
+        return (verdict.NOT_GATED, f"{problem} at both commits") if old is None else (problem, "")
     if old is None:
-        return ("fixed", "") if not math.isnan(new) else ("skipped", "")
+        return (verdict.FIXED, "") if not math.isnan(new) else (verdict.SKIPPED, "")
     if math.isnan(new):
-        return "skipped", ""
+        return verdict.SKIPPED, ""
     if math.isnan(old):
-        return "new", ""
+        return verdict.NEW, ""
     if regressed(old, new):
-        return "regressed", ""
+        return verdict.REGRESSED, ""
     if improved(old, new):
-        return "improved", ""
-    return "unchanged", ""
+        return verdict.IMPROVED, ""
+    return verdict.UNCHANGED, ""
 
 
 def drift_pct(first: dict | None, second: dict | None) -> float | None:
@@ -165,13 +168,16 @@ def drift_pct(first: dict | None, second: dict | None) -> float | None:
 
 def compare_counts(before: dict[str, dict], after: dict[str, dict], threshold_pct: float,
                    before_again: dict[str, dict] | None = None) -> list[Row]:
-    """Rows for instruction counts: ``{benchmark: {"status": "ok"|"skipped"|"failed"|"uncountable",
+    """Rows for instruction counts: ``{benchmark: {"status": "ok"|"skipped"|"failed"|"wrong"|"error"|"uncountable",
     "count", "reason"}}``; ``before_again`` is a second count of the base commit, whose
     differences from ``before`` widen that benchmark's threshold."""
     def value(entry):
-        if entry is None or entry["status"] == "skipped":
+        if entry is None or entry["status"] == verdict.SKIPPED:
             return math.nan
-        return None if entry["status"] == "failed" else float(entry["count"])
+        return None if entry["status"] in verdict.BROKEN else float(entry["count"])
+
+    def problem(entry):
+        return entry["status"] if entry and entry["status"] in verdict.BROKEN else None
 
     def change_pct(old, new):
         return (new - old) / old * 100.0 if old else 0.0
@@ -181,23 +187,25 @@ def compare_counts(before: dict[str, dict], after: dict[str, dict], threshold_pc
         entries = [entry for entry in (after.get(name), before.get(name)) if entry]
         uncountable = next((entry for entry in entries if entry["status"] == "uncountable"), None)
         if uncountable is not None:
-            rows.append(Row(name, None, None, "instructions", WALL_TIME_ONLY, uncountable.get("reason", "")))
+            rows.append(Row(name, None, None, "instructions", verdict.WALL_TIME_ONLY, uncountable.get("reason", "")))
             continue
         if name not in after:
-            rows.append(Row(name, value(before[name]), math.nan, "instructions", "gone"))
+            rows.append(Row(name, value(before[name]), math.nan, "instructions", verdict.GONE))
             continue
         drift = drift_pct(before.get(name), (before_again or {}).get(name))
         limit = max(threshold_pct, DRIFT_MARGIN * drift) if drift is not None else threshold_pct
         old, new = value(before.get(name)), value(after[name])
         status, note = classify(old, new, lambda a, b, limit=limit: change_pct(a, b) > limit,
-                                lambda a, b, limit=limit: change_pct(a, b) < -limit)
+                                lambda a, b, limit=limit: change_pct(a, b) < -limit,
+                                problem(before.get(name)), problem(after[name]))
         if not note and limit > threshold_pct:
             moved = old is not None and new is not None and abs(change_pct(old, new)) > threshold_pct
-            if status == "unchanged" and moved:
-                status = "noisy"
+            if status == verdict.UNCHANGED and moved:
+                status = verdict.NOISY
             note = f"noisy: drifts {drift:.2g}% between two counts at base; judged at ±{limit:.2g}%"
-        rows.append(Row(name, old, new, "instructions", status, note or next((e.get("reason", "") for e in entries
-                                                                             if e.get("reason")), "")))
+        reason = next((e.get("reason", "") for e in entries if e.get("reason")), "")
+        rows.append(Row(name, old, new, "instructions", status, f"{note}: {reason}" if note and reason
+                        else note or reason))
     return rows
 
 
@@ -227,7 +235,7 @@ def compare_asv(repo: Path, base: str, head: str, regex: re.Pattern | None, fact
     for name in sorted(before.keys() | after.keys()):
         old_result, new_result = before.get(name), after.get(name)
         if new_result is None:
-            rows.append(Row(name, value(old_result), math.nan, old_result.unit if old_result else "", "gone"))
+            rows.append(Row(name, value(old_result), math.nan, old_result.unit if old_result else "", verdict.GONE))
             continue
         old, new = value(old_result), value(new_result)
         old_ss = old_result.stats_and_samples if old_result else None
@@ -247,8 +255,8 @@ def compare_asv(repo: Path, base: str, head: str, regex: re.Pattern | None, fact
 # ---------------------------------------------------------------- output
 
 def fmt_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "failed"
+    if value is None:  # it did not run right: the status says how
+        return "-"
     if math.isnan(value):
         return "n/a"
     if unit == "seconds":
@@ -259,26 +267,34 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def print_rows(rows: list[Row], title: str, console: Console) -> None:
-    moved = [row for row in rows if row.status not in (*QUIET, WALL_TIME_ONLY)]
+    moved = [row for row in rows if row.status not in (*verdict.QUIET, verdict.WALL_TIME_ONLY)]
     counts = {status: sum(row.status == status for row in rows) for status in dict.fromkeys(r.status for r in rows)}
     if moved:
         table = Table(title=escape(title), title_justify="left")
         for column in ("change", "before", "after", "ratio", "benchmark", "note"):
-            table.add_column(column, justify="right" if column in ("before", "after", "ratio") else "left")
-        styles = {"regressed": "bold red", "failed": "bold red", "improved": "green", "fixed": "green",
-                  "noisy": "yellow"}
-        for row in sorted(moved, key=lambda r: (r.status not in FAILING, -(r.ratio or 0))):
+            # names fold onto a second line rather than end in '…': each must be findable
+            table.add_column(column, justify="right" if column in ("before", "after", "ratio") else "left",
+                             overflow="fold" if column == "benchmark" else "ellipsis",
+                             no_wrap=column in ("change", "before", "after", "ratio"))
+        styles = {**dict.fromkeys(verdict.FAILING, "bold red"), verdict.IMPROVED: "green", verdict.FIXED: "green",
+                  verdict.NOISY: "yellow", verdict.NOT_GATED: "yellow"}
+        for row in sorted(moved, key=lambda r: (r.status not in verdict.FAILING, r.status != verdict.NOT_GATED,
+                                                -(r.ratio or 0))):
             ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
             table.add_row(row.status, fmt_value(row.before, row.unit), fmt_value(row.after, row.unit), ratio,
                           escape(row.benchmark), escape(row.note), style=styles.get(row.status))
         console.print(table)
     else:
         console.print(f"{escape(title)}: nothing moved")
-    uncounted = [row for row in rows if row.status == WALL_TIME_ONLY]
+    uncounted = [row for row in rows if row.status == verdict.WALL_TIME_ONLY]
     for reason in dict.fromkeys(row.note for row in uncounted):
         names = [row.benchmark for row in uncounted if row.note == reason]
         console.print(f"wall-time only, not counted ({reason}): {len(names)} benchmark(s): "
-                      f"{escape(', '.join(names))}", highlight=False)
+                      f"{escape(', '.join(names))}", highlight=False, soft_wrap=True)
+    ungated = [row.benchmark for row in rows if row.status == verdict.NOT_GATED]
+    if ungated:
+        console.print(f"[yellow]NOT GATED[/yellow], wrong or failing at both commits: {len(ungated)} benchmark(s): "
+                      f"{escape(', '.join(ungated))}", highlight=False, soft_wrap=True)
     console.print(f"{len(rows)} benchmarks compared: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
 
 
@@ -311,7 +327,7 @@ def run_wall(repo: Path, base: str, head: str, regex: re.Pattern | None, factor:
     rows = compare_asv(repo, base, head, re.compile(selection), factor)
     if not rows:
         raise GateError(f"asv continuous exited {code} without results for both commits (see its output above)")
-    suspects = [row for row in rows if row.status == "regressed"]
+    suspects = [row for row in rows if row.status == verdict.REGRESSED]
     if suspects:
         console.print(f"[yellow]{len(suspects)} regression(s) in the first pass; running them again to confirm[/yellow]")
         again = "|".join(f"^{re.escape(row.benchmark)}$" for row in suspects)
@@ -319,10 +335,10 @@ def run_wall(repo: Path, base: str, head: str, regex: re.Pattern | None, factor:
         confirmed = {row.benchmark: row for row in compare_asv(repo, base, head, re.compile(again), factor)}
         for row in suspects:
             second = confirmed.get(row.benchmark)
-            if second is not None and second.status == "regressed":
+            if second is not None and second.status == verdict.REGRESSED:
                 row.note = f"confirmed: x{second.ratio:.2f} on the second pass"
             else:
-                row.status = "unconfirmed"
+                row.status = verdict.UNCONFIRMED
                 row.note = f"x{second.ratio:.2f} on the second pass" if second and second.ratio else "not rerun"
     return rows
 
@@ -503,7 +519,7 @@ class Verdict:
 
     @property
     def regressions(self) -> list[str]:
-        return [row.benchmark for row in self.rows if row.status in FAILING]
+        return [row.benchmark for row in self.rows if row.status in verdict.FAILING]
 
     def to_dict(self) -> dict:
         return {"mode": self.mode, "base": self.base, "head": self.head, "base_name": self.base_name,
@@ -548,7 +564,8 @@ def report(verdict: Verdict, console: Console, json_path: str | None = None) -> 
         Path(json_path).write_text(json.dumps(verdict.to_dict(), indent=1))
     failing = verdict.regressions
     if failing:
-        console.print(f"[bold red]REGRESSION[/bold red] in {len(failing)} benchmark(s): {escape(', '.join(failing))}")
+        console.print(f"[bold red]REGRESSION[/bold red] in {len(failing)} benchmark(s): {escape(', '.join(failing))}",
+                      soft_wrap=True)
         return 1
     console.print("[green]no regression[/green]")
     return 0

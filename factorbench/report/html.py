@@ -298,6 +298,14 @@ def _container(limits) -> str:
     return f"{engine} container; {allowed}" if engine else f"none; {allowed}"
 
 
+def _memory_bound(bound) -> str:
+    """What every size the run chose had to fit: 'usable 1.5 GiB of the cgroup memory limit (2 GiB)'."""
+    if not isinstance(bound, dict) or not fmt.is_number(bound.get("usable_bytes")):
+        return "not recorded"
+    return (f"{fmt.size(bound['usable_bytes'])} usable of the {bound.get('limited_by', 'limit')} "
+            f"({fmt.size(bound.get('limit_bytes'))}), the rest kept free for the interpreters and libraries")
+
+
 def _machine_view(doc: dict) -> dict:
     m, options = doc["machine"], doc["options"]
     bandwidth = m.get("bandwidth") or {}
@@ -321,13 +329,16 @@ def _machine_view(doc: dict) -> dict:
         ("threads", ", ".join(f"{k}={v}" for k, v in threads.items()) or "defaults"),
         ("thread env", ", ".join(f"{k}={v}" for k, v in (m.get("thread_env") or {}).items()) or "none set"),
         ("memory bandwidth", f"copy {bandwidth['copy_GBps']:.1f} GB/s, read {bandwidth['read_GBps']:.1f} GB/s "
-                             f"over {fmt.size(bandwidth.get('bytes'))} arrays ({bandwidth.get('method', '')})"
+                             f"over {fmt.size(bandwidth.get('bytes'))} arrays"
+                             + (f" ({bandwidth['bytes_why']})" if bandwidth.get("bytes_why") else "")
+                             + f" ({bandwidth.get('method', '')})"
          if fmt.is_number(bandwidth.get("copy_GBps")) and fmt.is_number(bandwidth.get("read_GBps")) else "not measured"),
         ("floors", "; ".join(f"{f['threads']} thread{'s' if f['threads'] != 1 else ''}: streaming "
                              f"{fmt.time(f['stream_s'])} ({f['stream_GBps']:.1f} GB/s), fresh output "
                              f"{fmt.time(f['fresh_s'])} ({f['fresh_GBps']:.1f} GB/s)"
                              for f in bandwidth.get("floors") or []) + f" per {fmt.size(bandwidth.get('bytes'))}"
          if bandwidth.get("floors") else "not measured"),
+        ("memory bound", _memory_bound(m.get("memory_bound"))),
         ("git commit", m.get("git_commit") or "unknown"),
         ("isolation", m.get("isolation") or "in-process (before isolated workers)"),
         ("frequency scaling", ", ".join(f"{k}={v}" for k, v in (m.get("frequency_scaling") or {}).items()

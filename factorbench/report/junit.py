@@ -6,8 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-FAILING = ("regressed", "failed")
-SKIPPED = ("skipped", "wall-time only", "gone")
+from factorbench.results.verdict import FAILING, NOT_RUN
 
 
 def write(verdict: dict, path: str | Path) -> Path:
@@ -15,7 +14,7 @@ def write(verdict: dict, path: str | Path) -> Path:
     rows = verdict["rows"]
     suite = ET.Element("testsuite", name=f"factorbench gate ({verdict['mode']})", tests=str(len(rows)),
                        failures=str(sum(r["status"] in FAILING for r in rows)),
-                       skipped=str(sum(r["status"] in SKIPPED for r in rows)))
+                       skipped=str(sum(r["status"] in NOT_RUN for r in rows)))
     ET.SubElement(ET.SubElement(suite, "properties"), "property", name="rule", value=verdict["rule"])
     for row in rows:
         module, _, name = row["benchmark"].partition(".")
@@ -24,7 +23,7 @@ def write(verdict: dict, path: str | Path) -> Path:
         text = f"{row['status']}: {row['before']} -> {row['after']} {row['unit']} ({ratio}) {row['note']}".strip()
         if row["status"] in FAILING:
             ET.SubElement(case, "failure", message=text, type=row["status"])
-        elif row["status"] in SKIPPED:
+        elif row["status"] in NOT_RUN:
             ET.SubElement(case, "skipped", message=text)
         else:
             ET.SubElement(case, "system-out").text = text

@@ -12,6 +12,7 @@ import math
 from factorbench.measure import floors
 from factorbench.results import analysis
 from factorbench.results import format as fmt
+from factorbench.results import verdict as status_words
 from factorbench.results.compare import COMPARE_ALPHA, COMPARE_FACTOR, compare_rows
 
 MAX_CHARS = 40_000
@@ -131,8 +132,9 @@ def detectable(value: float | None) -> str:
     return "∞" if math.isinf(value) else f"{value:.0%}"
 
 
-GATE_STATUS = {"regressed": "❌ regressed", "failed": "❌ failed", "improved": "✅ improved", "fixed": "✅ fixed",
-               "noisy": "⚠️ noisy", "unconfirmed": "⚠️ unconfirmed", "new": "new", "gone": "gone"}
+GATE_STATUS = {**{status: f"❌ {status}" for status in status_words.FAILING}, status_words.NOT_GATED: "⚠️ not gated",
+               status_words.IMPROVED: "✅ improved", status_words.FIXED: "✅ fixed", status_words.NOISY: "⚠️ noisy",
+               status_words.UNCONFIRMED: "⚠️ unconfirmed", status_words.NEW: "new", status_words.GONE: "gone"}
 
 
 def gate(verdict: dict) -> str:
@@ -147,13 +149,14 @@ def gate(verdict: dict) -> str:
             f"({verdict['head'][:8]}); regression = {cell(verdict['rule'])}.", "",
             f"{len(rows)} benchmarks: " + ", ".join(f"{n} {status}" for status, n in counts.items()) + ".", "")
     moved = [r for r in rows if r["status"] in GATE_STATUS]
-    moved.sort(key=lambda r: (r["status"] not in ("regressed", "failed"), -(r["ratio"] or 0)))
+    moved.sort(key=lambda r: (r["status"] not in status_words.FAILING, r["status"] != status_words.NOT_GATED,
+                              -(r["ratio"] or 0)))
     if moved:
         out.add(*table(["change", "benchmark", "before", "after", "ratio", "note"],
                        [[GATE_STATUS[r["status"]], f"`{r['benchmark']}`", value(r["before"], r["unit"]),
                          value(r["after"], r["unit"]), f"{r['ratio']:.3f}" if r["ratio"] is not None else "-",
                          r["note"]] for r in moved], "llrrrl"), "")
-    uncounted = [r for r in rows if r["status"] == "wall-time only"]
+    uncounted = [r for r in rows if r["status"] == status_words.WALL_TIME_ONLY]
     for reason in dict.fromkeys(r["note"] for r in uncounted):
         names = [r["benchmark"] for r in uncounted if r["note"] == reason]
         out.add(f"<details><summary>wall-time only, not counted: {len(names)} benchmark(s) ({cell(reason)})"

@@ -88,6 +88,10 @@ class Measurement(msgspec.Struct, kw_only=True):
     (``max_error`` is then the larger of that and the check's)."""
     elapsed_s: float | None = None
     """Wall time of the row in its worker, or until it was killed (timeout) or died."""
+    peak_rss_bytes: int | None = None
+    """The worker's resident-set high-water mark while on this row (its interpreter and
+    libraries included; processes it started not), the largest of its rounds; for a worker
+    that died, the last mark the runner saw. None where unreadable."""
 
 
 class WorkloadSection(msgspec.Struct):

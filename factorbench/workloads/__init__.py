@@ -37,6 +37,9 @@ class Workload:
     """Overrides of ``params`` for ``--quick`` runs."""
     validate: Callable[[dict], None] | None = None
     """Raises ValueError naming a bad parameter and what is allowed."""
+    data_bytes: Callable[..., int] | None = None
+    """Called with the RunOptions: the most memory its data takes at once (an estimate), so a
+    run skips it rather than start what its memory bound cannot hold."""
 
     def parameters(self, options) -> dict:
         """The parameters a run uses: defaults, then quick ones, then the user's; validated."""
@@ -70,12 +73,15 @@ def workload(name: str) -> Workload:
     return choose(_workloads(), name, "workload")
 
 
-def run_workload(name: str, options) -> dict:
-    """Run one workload; a missing dependency or an exception becomes the section's status."""
+def run_workload(name: str, options, too_big: Callable[[int, str], str | None] | None = None) -> dict:
+    """Run one workload; a missing dependency or an exception becomes the section's status.
+    ``too_big(bytes, what)``: why data of that size cannot fit the run's memory (None: it fits)."""
     spec = workload(name)
     section = {"name": spec.name, "summary": spec.summary, "status": "ok", "reason": "",
                "params": {}, "rows": [], "units": {}, "notes": []}
     reason = spec.reason
+    if reason is None and too_big is not None and spec.data_bytes is not None:
+        reason = too_big(spec.data_bytes(options), "its data")
     if reason:
         section.update(status="skipped", reason=reason)
         return section

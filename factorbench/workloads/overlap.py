@@ -136,6 +136,13 @@ def _percentiles(samples: list[float]) -> dict:
     return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "samples": samples}
 
 
+def data_bytes(options) -> int:
+    """Each CPU task's matrix, its inverse and LAPACK's copy; the payloads in flight."""
+    params = WORKLOAD.parameters(options)
+    return (24 * params["matrix"] ** 2 * params["cpu_tasks"]
+            + 1024 * params["payload_kb"] * params["concurrency"])
+
+
 def run(options) -> dict:
     params = WORKLOAD.parameters(options)
     payload = price_walk(np.random.default_rng(options.seed), params["payload_kb"] * 128).tobytes()
@@ -182,4 +189,5 @@ def run(options) -> dict:
 
 
 WORKLOAD = Workload("overlap", "asyncio HTTP fetches overlapping np.linalg.inv in a process pool", run,
-                    requires=("aiohttp",), params=PARAMS, quick=QUICK, validate=validate)
+                    requires=("aiohttp",), params=PARAMS, quick=QUICK, validate=validate,
+                    data_bytes=data_bytes)

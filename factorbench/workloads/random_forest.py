@@ -71,6 +71,18 @@ def resolve_params(options) -> tuple[dict, str]:
     return {**base, "depth": DEPTH, **explicit}, why
 
 
+NODE_BYTES = 100
+"""Memory per tree node (scikit-learn's node record and value), an estimate."""
+
+
+def data_bytes(options) -> int:
+    """The data as float64 and its float32 split, and the forest: at most 2 nodes per row
+    and 2**(depth+1) per tree."""
+    params, _ = resolve_params(options)
+    nodes = min(2 * params["rows"], 2 ** (params["depth"] + 1))
+    return 16 * params["rows"] * params["cols"] + NODE_BYTES * params["trees"] * nodes
+
+
 def make_data(params: dict, seed: int):
     """Friedman #1 regression data as float32, split into train and held-out test rows."""
     from sklearn.datasets import make_friedman1
@@ -181,4 +193,5 @@ WORKLOAD = Workload(
     probe=sklearn_reason,
     params=dict.fromkeys(LIMITS),  # None: sized by resolve_params from what this machine can run
     validate=validate,
+    data_bytes=data_bytes,
 )

@@ -64,3 +64,21 @@ def child_then_hangs(x, window):
         subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(3600)  # {CHILD_MARKER}"])
         time.sleep(3600)
     return _sma(x, window)
+
+
+HOARD_CHUNK = 64 * 2**20
+HOARD_MOST = 4 * 2**30
+"""Where hoarding stops if no memory limit stopped it first (the test then fails, the
+machine survives)."""
+
+
+@PARADIGM.implements("sma", name="hoards-memory")
+def hoards_memory(x, window):
+    """Fills memory 64 MiB at a time, far beyond any limit a test sets: a MemoryError
+    under RLIMIT_AS, the OOM killer's SIGKILL under a cgroup's limit."""
+    if len(x) > LARGE:
+        import numpy as np
+
+        hoard = [np.ones(HOARD_CHUNK // 8) for _ in range(HOARD_MOST // HOARD_CHUNK)]
+        del hoard
+    return _sma(x, window)

@@ -143,6 +143,14 @@ def flink_rows(tx, chosen, engines, work: Path) -> tuple[list[dict], dict]:
     return rows, latency
 
 
+EVENT_BYTES = 200
+"""Memory per generated event in the largest engine (an estimate: columns, sort, state)."""
+
+
+def data_bytes(options) -> int:
+    return EVENT_BYTES * WORKLOAD.parameters(options)["risk_events"]
+
+
 def run(options) -> dict:
     from factorbench.workloads.risk.stream import generate
 
@@ -197,4 +205,5 @@ WORKLOAD = Workload(
     params=DEFAULTS,
     quick=QUICK,
     validate=validate,
+    data_bytes=data_bytes,
 )

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from factorbench.parallel import flink
+from factorbench.parallel import flink, processes
 from factorbench.workloads.risk.stream import Transactions
 
 JOB_SCRIPT = Path(__file__).with_name("flink_job.py")
@@ -67,18 +67,7 @@ class RssSampler(threading.Thread):
 
 def _end_tree(child: subprocess.Popen) -> None:
     """Terminate the job's process and its descendants; kill what is left after a grace."""
-    try:
-        family = [psutil.Process(child.pid), *psutil.Process(child.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    for process in family:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    _, alive = psutil.wait_procs(family, timeout=5)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(alive, timeout=5)
+    processes.end(processes.family(child.pid))
     with contextlib.suppress(subprocess.TimeoutExpired):
         child.communicate(timeout=5)
 
@@ -121,7 +110,7 @@ def run_job(tx: Transactions, csv: Path, work: Path, engine: str, parallelism: i
         env = {**os.environ, "_python_worker_execution_mode": "process"}
     else:
         state = flink.read_state(Path(cluster_state or flink.default_state_path()))
-        if state is None or not all(flink._alive(entry) for entry in state["processes"]):
+        if state is None or not all(processes.alive(entry) for entry in state["processes"]):
             return {"status": "skipped", "reason": "no standalone Flink cluster running; start it with "
                                                    "`factorbench cluster start --engine flink`"}
         address = state["address"]

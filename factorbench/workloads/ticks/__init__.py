@@ -71,6 +71,18 @@ def validate(chosen: dict) -> None:
     data.validate(chosen["ticks_rows"], chosen["ticks_symbols"], chosen["ticks_files"])
 
 
+ROW_BYTES = 300
+"""Memory per tick of the largest engine's pipeline, with room (an estimate: a quick run's
+engines added 180-480 bytes a tick, most of it fixed cost at 200,000 ticks)."""
+
+
+def data_bytes(options) -> int:
+    """The memory the generated ticks take in an engine's pipeline (a dataset given by
+    ticks_data is not estimated: 0)."""
+    chosen = WORKLOAD.parameters(options)
+    return ROW_BYTES * chosen["ticks_rows"] if chosen["ticks_data"] is None else 0
+
+
 def settings_of(options) -> dict:
     """The workload's parameters (defaults, --quick sizes, --param ticks_*), engines as a list."""
     chosen = WORKLOAD.parameters(options)
@@ -281,4 +293,5 @@ WORKLOAD = Workload(
     params=DEFAULTS,
     quick=QUICK,
     validate=validate,
+    data_bytes=data_bytes,
 )
