@@ -99,6 +99,24 @@ def test_import_stores_every_row_of_a_results_file_once(repo, tmp_path, capsys, 
     assert series[1].commit_time - series[0].commit_time == 86_400
 
 
+def test_import_records_the_code_under_test(repo, tmp_path, capsys, monkeypatch):
+    """A results file that names its code under test: the point is at that commit, with its
+    package, version and dirty state (not at factorbench's own checkout)."""
+    repo_path, commits = repo
+    monkeypatch.chdir(repo_path)
+    path = results_files(tmp_path, [commits[5]])[0]
+    doc = json.loads(path.read_text())
+    doc["machine"]["git_commit"] = commits[0]  # factorbench's checkout: not what was measured
+    doc["code"] = {"package": "movingwin", "version": "0.3.1", "commit": commits[5], "dirty": True,
+                   "factorbench_version": "0.1.0"}
+    path.write_text(json.dumps(doc))
+    assert history(capsys, "import", str(path))[0] == 0
+    with open_store(root=repo_path) as store:
+        points = [p for series in store.all_series() for p in series]
+    assert {(p.commit, p.subject, p.package, p.package_version, p.dirty, p.factorbench_version) for p in points} == {
+        (commits[5], "change 5", "movingwin", "0.3.1", True, "0.1.0")}
+
+
 def test_a_corrupt_file_imports_nothing_and_loses_nothing(repo, tmp_path, capsys, monkeypatch):
     repo_path, commits = repo
     monkeypatch.chdir(repo_path)
