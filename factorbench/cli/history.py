@@ -24,7 +24,8 @@ FAIL_ON = ("regression",)
 
 def add_parser(sub) -> None:
     history = sub.add_parser("history", help="store results across commits, find change points, draw their trends")
-    commands = history.add_subparsers(dest="history_command", required=True, parser_class=Parser)
+    commands = history.add_subparsers(dest="history_command", required=True, parser_class=Parser,
+                                      metavar="{" + ",".join(SUBCOMMANDS) + "}")
     for add, _run in SUBCOMMANDS.values():
         add(commands)
     history.set_defaults(handler=command)
