@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from factorbench.cli import history_run
 from factorbench.cli.console import console, say
 from factorbench.cli.gate import append_step_summary
 from factorbench.cli.parser import Parser, UsageError
@@ -197,6 +198,7 @@ def report(args) -> int:
 
 
 SUBCOMMANDS = {
+    "run": (history_run.add_parser, history_run.command),
     "import": (add_import, import_),
     "changes": (add_changes, changes),
     "report": (add_report, report),
