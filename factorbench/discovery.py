@@ -148,6 +148,18 @@ def requested() -> list[tuple[str, str]]:
     return list(found.items())
 
 
+def missing_plugin(spec: str) -> str | None:
+    """Why ``spec`` names nothing there is (no such file, no such module), or None."""
+    if is_path(spec):
+        path = Path(normalise(spec))
+        return None if path.is_file() else f"no such file {path}"
+    try:
+        found = importlib.util.find_spec(spec) is not None
+    except (ImportError, ValueError):  # a missing parent package
+        found = False
+    return None if found else f"no module named {spec!r}"
+
+
 def import_plugin(spec: str) -> ModuleType:
     if not is_path(spec):
         return importlib.import_module(spec)

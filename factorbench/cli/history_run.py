@@ -7,7 +7,7 @@ from factorbench.cli.parser import UsageError, count
 
 
 def add_parser(history_sub) -> None:
-    """``run`` beside the other ``history`` subcommands."""
+    """``run`` beside the other ``history`` subcommands (cli/history.py dispatches to ``command``)."""
     run = history_sub.add_parser(
         "run", help="measure the commits of a range (A..B, or one revision's history) and store a point per "
                     "benchmark and commit")
@@ -25,7 +25,6 @@ def add_parser(history_sub) -> None:
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                      help="count the commits on the workers of this Dask cluster (`factorbench cluster start`, or a "
                           "team's own); they must see the repository at the same path")
-    run.set_defaults(handler=command)
 
 
 def command(args) -> int:

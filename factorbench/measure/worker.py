@@ -37,6 +37,7 @@ import psutil
 from factorbench.kernels import Kernel
 from factorbench.measure import cgroups, threads
 from factorbench.measure.memory import limit_address_space, out_of_memory, peak_rss_bytes
+from factorbench.parallel import processes
 from factorbench.results.schema import Measurement, Status
 
 SHM_DIR = Path("/dev/shm")
@@ -68,7 +69,7 @@ class Worker:
         """``memory_limit``: the limit in words, for the reason of a worker the OOM killer ends."""
         self._memory_limit, self._oom_kills = memory_limit, cgroups.oom_kills()
         self.peak_rss_seen: int | None = None
-        self._computing = False
+        """The worker's peak RSS on its current case, as the runner last read it."""
         parent_in, child_out = os.pipe()
         child_in, parent_out = os.pipe()
         self._shm_before = _shm_names()
@@ -113,6 +114,7 @@ class Worker:
         started = time.perf_counter()
         paused = 0.0
         computing: tuple[dict, float] | None = None
+        self.peak_rss_seen = None  # the worker starts each case's high-water mark anew
         try:
             self._out.send_bytes(json.dumps(message).encode())
             while True:
@@ -166,7 +168,7 @@ class Worker:
             how = f"exited with status {code}"
         if code == -signal.SIGKILL and cgroups.oom_kills() != self._oom_kills:
             return out_of_memory("the OOM killer ended the worker (SIGKILL; the oom_kill count rose)",
-                                 self.peak_rss_seen, self._memory_limit) + " (peak: the runner's last reading)"
+                                 self.peak_rss_seen, self._memory_limit, "the runner's last reading")
         tail = self.stderr_tail()
         return f"worker {how}" + (f"; its last stderr lines: {tail}" if tail else "")
 
@@ -185,21 +187,8 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker's process group and every descendant that left it."""
-        try:
-            family = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.Error:
-            family = []
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for child in family:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
+        processes.kill_tree(self.proc.pid)
         self.proc.wait()
-        psutil.wait_procs(family, timeout=5)
 
     def retire(self) -> None:
         """Ask the worker to exit (so its pools shut down cleanly) without waiting: ``close()``
@@ -289,10 +278,7 @@ class Zygote:
 
     def close(self) -> None:
         self._closed = True
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        processes.kill_group(self.proc.pid)
         self.proc.wait()
         self._sock.close()
 

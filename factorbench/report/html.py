@@ -141,6 +141,7 @@ def _row_view(row: analysis.Row, rank: int, measured: dict, summaries) -> dict:
     fraction, floor_kind = floor_fraction(result, measured)
     return {
         "rank": rank, "best": row.best, "label": analysis.label(result), "paradigm": result["paradigm"],
+        "name": result["implementation"], "settings": analysis.label(result).removeprefix(result["implementation"]),
         "median": fmt.time(result["median"]), "spread": fmt.ci(result), "unstable": result.get("unstable") or [],
         "samples": len(result.get("times") or []),
         "elements_per_s": f"{analysis.elements_per_s(row):.3g}",
@@ -149,6 +150,7 @@ def _row_view(row: analysis.Row, rank: int, measured: dict, summaries) -> dict:
         "floor": fmt.pct(fraction), "floor_kind": floor_kind, "floor_fraction": fraction,
         "over_floor": bool(fraction and fraction > 1.05),
         "cold": fmt.time(result.get("cold_call_s")),
+        "peak_rss": fmt.size(result["peak_rss_bytes"]) if result.get("peak_rss_bytes") else "",
         "note": "; ".join(filter(None, [result.get("reason") or "", *(f"UNSTABLE: {why}" for why in
                                                                     result.get("unstable") or [])])),
         "summary": summaries.get((result["kernel"], result["implementation"]), ""),
@@ -419,7 +421,7 @@ def render(doc: dict, source: str = "") -> str:
         summary=_summary_rows(case_views, cases), cases=case_views, scaling=_scaling_views(doc, colours),
         correctness=_correctness_views(doc),
         workloads=[_workload_view(s) for s in doc.get("workloads") or []],
-        reproduction=reproduction.claims(doc),
+        reproduction=claims if reproduction.comparable(claims := reproduction.claims(doc)) else [],
         statuses=dict(statuses), legend=sorted(set(colours) & {r["paradigm"] for r in doc["results"]}),
         colours=colours, generated=_now())
 
