@@ -283,9 +283,14 @@ def test_history_run_on_a_dask_cluster_stores_the_same_points(team, history, tmp
     assert f"on {platform.node()}" in done.stdout
 
     def measured(path):
-        return sorted((p.commit, p.value, p.status, p.reason, p.machine, p.package_version) for p in series(path)[1])
+        return sorted((p.commit, p.status, p.reason, p.machine, p.package_version) for p in series(path)[1])
 
     assert measured(farmed) == measured(store)
+    # a worker's environment differs from this process's (its variables, so its stack's
+    # start), which moves a count by a few hundredths of a percent: far inside the gate's 2%
+    values = [{p.commit: p.value for p in series(path)[1] if p.value is not None} for path in (store, farmed)]
+    assert values[0].keys() == values[1].keys()
+    assert all(abs(values[1][sha] / value - 1) < 0.002 for sha, value in values[0].items()), values
     unreachable = cli("history", "run", ids["c12"], "--scheduler", f"tcp://127.0.0.1:{free_port()}",
                       "--store", str(tmp_path / "none.sqlite"), cwd=repo, env=env)
     assert unreachable.returncode == 2 and unreachable.stderr.startswith("error: Dask scheduler tcp://127.0.0.1:"), (
