@@ -34,6 +34,8 @@ import json
 import time
 from pathlib import Path
 
+pytestmark = pytest.mark.slow  # walks a git history with asv
+
 # The delays live beside the suite so that the benchmarks' source, and with it the
 # version asv stores for each, is the same at both commits.
 SETTINGS = json.loads((Path(__file__).parent / "settings.json").read_text())
