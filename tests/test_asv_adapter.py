@@ -26,6 +26,8 @@ pytest.importorskip("asv", reason="asv is not installed (pip install -e '.[bench
 
 from factorbench.regress import asv_adapter, gate
 
+pytestmark = pytest.mark.slow  # walks a git history with asv
+
 REPEAT = 8
 ROUNDS = 2
 FACTOR = 1.2
@@ -33,8 +35,6 @@ SUITE = '''
 import json
 import time
 from pathlib import Path
-
-pytestmark = pytest.mark.slow  # walks a git history with asv
 
 # The delays live beside the suite so that the benchmarks' source, and with it the
 # version asv stores for each, is the same at both commits.
