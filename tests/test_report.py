@@ -357,3 +357,32 @@ def test_report_renders_in_headless_chromium_without_console_errors(profiled, tm
     with Image.open(shot) as image:
         colours = image.convert("L").getextrema()
     assert colours[1] - colours[0] > 100, "the screenshot is blank"
+
+
+PROBE_OVERFLOW = """<script>
+const cut = [];
+for (const box of document.querySelectorAll("div.scroll, main, body")) {
+  if (box.closest("details:not([open])")) continue;  // folded away: its metric dump scrolls when opened
+  if (box.scrollWidth > box.clientWidth + 1) {
+    const section = box.closest("section");
+    cut.push(`${section ? section.id : box.tagName}: ${box.scrollWidth} px wide in ${box.clientWidth} px`);
+  }
+}
+document.body.dataset.cut = JSON.stringify(cut);
+</script></body>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_no_table_of_the_report_is_cut_at_1400_px(measured, tmp_path):
+    """Headless Chromium lays the report out 1400 px wide; a script measures every table's
+    box (the page's policy, which forbids scripts, is left out of this copy only)."""
+    page = tmp_path / "report.html"
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", report.render(measured[1]))
+    page.write_text(html.replace("</body>", PROBE_OVERFLOW))
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2000", "--dump-dom",
+                           page.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'data-cut="([^"]*)"', done.stdout)
+    assert found, done.stderr[-2000:]
+    assert json.loads(found.group(1).replace("&quot;", '"')) == []

@@ -122,8 +122,8 @@ def test_plan_sweeps_variants_sizes_and_overrides():
     (RunOptions(kernels=["sma"], sizes=[10], params={"window": 11}), "sma: window must be between 1 and 10"),
     (RunOptions(kernels=["sma"], params={"cols": 3}), "cols belong to none of the selected kernels"),
     (RunOptions(implementations=["nope"]), "unknown implementation 'nope'; choose from:"),
-    (RunOptions(repeat=0), "--repeat must be >= 1"),
-    (RunOptions(time_budget_s=0), "--time-budget must be > 0"),
+    (RunOptions(repeat=-1), "--repeat must be >= 1"),
+    (RunOptions(time_budget_s=-1), "--time-budget must be > 0"),
 ])
 def test_invalid_options_are_rejected_before_anything_runs(options, message):
     with pytest.raises(ValueError, match=message):

@@ -205,6 +205,7 @@ def default_timeout_s(options: RunOptions) -> float:
 def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, int, int], None] | None,
          log: Callable[[str], None] | None) -> dict:
     meta = machine.describe()
+    code = msgspec.to_builtins(machine.code_under_test())
     meta["pinned_cpus"] = options.cpus
     meta["ci_method"] = stats.ROUNDS_CI_METHOD if options.rounds > 1 else stats.CI_METHOD
     meta["isolation"] = "in-process" if options.in_process else "worker process per implementation and round"
@@ -252,7 +253,7 @@ def _run(options: RunOptions, json_path: str | None, progress: Callable[[str, in
         meta["load"] = load.describe()
         measurements = [merge_rounds(rounds_of[number]) for number in sorted(rounds_of)]
         doc = document(meta, {**options.to_json(), "started": started}, measurements, workloads=sections,
-                       correctness=list(profiles.values()))
+                       correctness=list(profiles.values()), code=code)
         if json_path:
             write(json_path, doc)
         return doc

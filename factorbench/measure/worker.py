@@ -37,6 +37,7 @@ import psutil
 from factorbench.kernels import Kernel
 from factorbench.measure import cgroups, threads
 from factorbench.measure.memory import limit_address_space, out_of_memory, peak_rss_bytes
+from factorbench.parallel import processes
 from factorbench.results.schema import Measurement, Status
 
 SHM_DIR = Path("/dev/shm")
@@ -186,21 +187,8 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker's process group and every descendant that left it."""
-        try:
-            family = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.Error:
-            family = []
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for child in family:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
+        processes.kill_tree(self.proc.pid)
         self.proc.wait()
-        psutil.wait_procs(family, timeout=5)
 
     def retire(self) -> None:
         """Ask the worker to exit (so its pools shut down cleanly) without waiting: ``close()``
@@ -290,10 +278,7 @@ class Zygote:
 
     def close(self) -> None:
         self._closed = True
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        processes.kill_group(self.proc.pid)
         self.proc.wait()
         self._sock.close()
 

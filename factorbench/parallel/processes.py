@@ -48,10 +48,15 @@ def kill_group(pgid: int) -> None:
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL a session leader's group and every descendant that left it, and reap them."""
+    """SIGKILL a process, its group where it leads one, and every descendant that left the
+    group; reap the descendants. The process itself is its parent's to reap (a worker's
+    parent is its round's zygote)."""
     members = family(pid)
     kill_group(pid)
-    end(members, 0, first=None)
+    for process in members:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(members[1:], timeout=5)
 
 
 def record(process: psutil.Process, role: str, log: Path) -> dict:
