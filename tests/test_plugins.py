@@ -258,7 +258,7 @@ def test_gate_in_the_team_repository_names_exactly_the_slower_implementation(tea
 BASELINE_PLUGIN = '''
 import factorbench as fb
 
-PARADIGM = fb.Paradigm("team-bottleneck", "bottleneck as the team calls it", baseline=True)
+PARADIGM = fb.Paradigm("team-bottleneck", "bottleneck as the team calls it", baseline_library=True)
 
 
 @PARADIGM.implements("sma", name="move-mean-skipnan", requires=["bottleneck"])
