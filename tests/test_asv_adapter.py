@@ -34,6 +34,8 @@ import json
 import time
 from pathlib import Path
 
+pytestmark = pytest.mark.slow  # walks a git history with asv
+
 # The delays live beside the suite so that the benchmarks' source, and with it the
 # version asv stores for each, is the same at both commits.
 SETTINGS = json.loads((Path(__file__).parent / "settings.json").read_text())
@@ -158,3 +160,40 @@ def test_the_gate_judges_real_results(recorded):
     # the gate judges time and peak memory only: a tracked figure's direction is unknown to asv
     selected = gate.compare_asv(repo, base, head, re.compile(gate.asv_selection(None)), FACTOR)
     assert "bench.track_widgets" not in {row.benchmark for row in selected} and len(selected) == 4
+
+
+def test_history_imports_the_asv_results_directory(recorded, tmp_path):
+    """`factorbench history import .asv/results`: every benchmark of every stored commit, at
+    the commit's date as asv stored it, failed as failed, skipped as skipped; a corrupt
+    results file stops the import with one line."""
+    from factorbench.history.store import open_store
+
+    repo, base, head = recorded
+    store_url = str(tmp_path / "history.sqlite")
+    command = [sys.executable, "-m", "factorbench", "history", "import", str(repo / ".asv" / "results"),
+               "--store", store_url]
+    for expected in ("10 new", "0 new, 10 already stored"):
+        done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and expected in done.stdout, done.stdout + done.stderr
+    with open_store(store_url) as store:
+        keys = store.keys()
+        assert {key[0] for key in keys} == {f"{WAIT}('{case}')" for case in ("same", "slower", "broken", "skipped")} | {
+            "bench.track_widgets"}
+        assert {key[1] for key in keys} == {platform.node()} and {key[2] for key in keys} == {"wall"}
+        slower = store.series(f"{WAIT}('slower')", *keys[0][1:3], "seconds", keys[0][4])
+        broken = store.series(f"{WAIT}('broken')", *keys[0][1:3], "seconds", keys[0][4])
+        skipped = store.series(f"{WAIT}('skipped')", *keys[0][1:3], "seconds", keys[0][4])
+    assert [p.commit for p in slower] == [base, head] and [p.subject for p in slower] == ["settings", "settings"]
+    assert slower[0].value < 0.02 <= slower[1].value
+    assert slower[0].ci_low is not None and slower[0].ci_low <= slower[0].value <= slower[0].ci_high
+    assert [p.status for p in broken] == ["ok", "failed"] and [p.status for p in skipped] == ["skipped", "skipped"]
+    assert json.loads(keys[0][4])["asv_env"], "a machine's environments are separate series"
+
+    corrupt = tmp_path / "results"
+    subprocess.run(["cp", "-r", str(repo / ".asv" / "results"), str(corrupt)], check=True)
+    victim = next(path for path in (corrupt / platform.node()).glob("*.json") if path.name != "machine.json")
+    victim.write_text(victim.read_text()[:200])
+    done = subprocess.run([*command[:5], str(corrupt), "--store", store_url], cwd=repo, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and victim.name in done.stderr and "nothing was imported" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -206,6 +206,7 @@ def team_repo(tmp_path_factory):
     return repo, env
 
 
+@pytest.mark.slow  # builds a team repository with git
 def test_run_quick_in_the_team_repository_checks_and_ranks_its_kernel(team_repo):
     repo, env = team_repo
     done = cli("run", "--quick", "--kernel", "zscore", "--json", "r.json", cwd=repo, env=env)
@@ -217,6 +218,7 @@ def test_run_quick_in_the_team_repository_checks_and_ranks_its_kernel(team_repo)
     assert ranked == [r["implementation"] for r in sorted(results, key=lambda r: r["median"])]
 
 
+@pytest.mark.slow  # builds a team repository with git
 def test_asv_runs_the_generated_suite_of_the_team_repository(team_repo):
     repo, env = team_repo
     subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=repo, capture_output=True, timeout=60)
@@ -230,6 +232,7 @@ def test_asv_runs_the_generated_suite_of_the_team_repository(team_repo):
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)")
+@pytest.mark.slow  # builds a team repository with git
 def test_gate_in_the_team_repository_names_exactly_the_slower_implementation(team_repo, tmp_path):
     repo, env = team_repo
     impl = repo / "team_factors" / "numpy_paradigm.py"

@@ -6,14 +6,14 @@ import sys
 
 from rich.markup import escape
 
-from factorbench.cli import bisect, check, cluster, data, env, gate, init, listing, profile, report, run
+from factorbench.cli import bisect, check, cluster, data, env, gate, history, init, listing, profile, report, run
 from factorbench.cli.console import errors
 from factorbench.cli.parser import Parser, UsageError
 from factorbench.discovery import PluginError, missing_plugin
 from factorbench.registry import registry, use_plugins
 from factorbench.results.schema import ResultsError
 
-COMMANDS = (listing, check, run, report, profile, data, cluster, env, gate, bisect, init)
+COMMANDS = (listing, check, run, report, profile, data, cluster, env, gate, bisect, init, history)
 
 
 def build_parser() -> Parser:

@@ -4,13 +4,18 @@ Writes an asv.conf.json that builds the repository's package and installs it wit
 factorbench, a thin benchmarks/ suite over factorbench's installed suite machinery
 (``factorbench.benchmarks``: generated from the registry, so the package's plugins appear in
 it with no list to edit), a CI workflow running the gate on pull requests, and a
-.gitignore for asv's folders where there is none. Other existing files are left alone unless --force.
+.gitignore for asv's folders where there is none. Where the repository names no plugins yet,
+it starts one outside the package (bench/<package>_bench.py, named in pyproject.toml's
+[tool.factorbench] plugins): the gate and history apply it to every commit's build, commits
+from before it existed included, and the package itself never imports factorbench. Other
+existing files are left alone unless --force.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -107,6 +112,37 @@ jobs:
             results.json
             gate-*.json
 '''
+
+
+PLUGIN_START = '''"""The benchmarks of {name}: factorbench kernels and paradigms. {generated}.
+
+This file lives outside the package, so {name} itself never imports factorbench. The
+gate, bisect and `factorbench history run` load it from the work tree and apply it to
+each measured commit's build of {name}: import the functions you measure from
+{module} here. A commit on which this file cannot load (a function that did not exist
+yet) is recorded as skipped with the import error.
+"""
+
+from factorbench import Paradigm
+
+PARADIGM = Paradigm("{paradigm}", "{name}'s own implementations")
+
+# An implementation of a built-in kernel (`factorbench list` shows them), for example:
+#
+# @PARADIGM.implements("sma")
+# def sma(x, window):
+#     from {module} import moving_average  # from the measured commit's build
+#     return moving_average(x, window)
+#
+# A kernel of your own: define KERNEL = factorbench.Kernel(...) here too (see the README,
+# "Benchmark your own code").
+'''
+
+PLUGIN_TABLE = """
+[tool.factorbench]
+# the team's benchmarks, outside the package; every commit's build is measured with them
+plugins = ["{path}"]
+"""
 
 
 def add_parser(sub) -> None:
@@ -215,10 +251,32 @@ def files(root: Path, table: dict, factorbench: str, kernels: list[str]) -> dict
     }
 
 
+def start_plugin(root: Path, table: dict) -> str | None:
+    """Write a plugin to start from outside the package and name it in pyproject.toml; the
+    path written, or None when pyproject.toml has a [tool.factorbench] table already (the
+    team's own, never rewritten) or the file exists."""
+    if "factorbench" in table.get("tool", {}):
+        errors.print("[yellow]note[/yellow]: pyproject.toml's [tool.factorbench] names no plugins; add "
+                     'plugins = ["bench/your_bench.py"] there so the gate and history measure every commit with them',
+                     highlight=False, soft_wrap=True)
+        return None
+    name = table.get("project", {}).get("name") or root.name
+    module = re.sub(r"\W", "_", name).lower()
+    path = Path("bench") / f"{module}_bench.py"
+    if (root / path).exists():
+        return None
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(PLUGIN_START.format(name=name, module=module, paradigm=re.sub(r"[^\w-]", "-", name),
+                                                 generated=GENERATED))
+    with (root / "pyproject.toml").open("a") as out:
+        out.write(PLUGIN_TABLE.format(path=path.as_posix()))
+    return path.as_posix()
+
+
 def command(args) -> int:
     from factorbench.discovery import loaded_plugins
     from factorbench.kernels import kernel as get_kernel
-    from factorbench.registry import implementations
+    from factorbench.registry import implementations, use_plugins
 
     root = repository_root()
     table = project_table(root)
@@ -228,6 +286,9 @@ def command(args) -> int:
         factorbench, where = portable_factorbench()
     declared = (table.get("project", {}).get("entry-points", {}).get("factorbench.plugins")
                 or table.get("tool", {}).get("factorbench", {}).get("plugins"))
+    started = None if declared else start_plugin(root, table)
+    if started is not None:
+        use_plugins([str(root / started)], origin="pyproject.toml")
     plugins = [plugin for plugin in loaded_plugins() if plugin.module is not None]
     ours = [impl for impl in implementations()
             if not impl.func.__module__.startswith("factorbench.")
@@ -243,7 +304,7 @@ def command(args) -> int:
         written.append(path)
     ignore = root / ".gitignore"
     if not ignore.exists():  # never rewritten, even with --force: it is the team's
-        ignore.write_text(".asv/\nreports/\nbuild/\n*.egg-info/\n")
+        ignore.write_text(".asv/\n.factorbench/\nreports/\nbuild/\n*.egg-info/\n")
         written.append(ignore)
     elif ".asv" not in ignore.read_text():
         errors.print("[yellow]note[/yellow]: add .asv/ (asv's environments and results) to .gitignore", highlight=False)
@@ -252,10 +313,9 @@ def command(args) -> int:
     for path in kept:
         errors.print(f"[yellow]kept[/yellow] {escape(str(path.relative_to(root)))} (exists; --force overwrites)",
                      highlight=False)
-    if not declared:
-        errors.print("[yellow]note[/yellow]: pyproject.toml declares no plugins; add your modules to "
-                     '[project.entry-points."factorbench.plugins"] so asv and the gate find them in each commit',
-                     highlight=False, soft_wrap=True)
+    if started is not None:
+        console.print(f"wrote {escape(started)}: your benchmarks, outside the package (named in pyproject.toml's "
+                      r"\[tool.factorbench] plugins)", highlight=False, soft_wrap=True)
     console.print(f"plugins loaded here: {', '.join(p.name for p in plugins) or 'none'}; benchmarks: "
                   f"{', '.join(f'{impl.kernel}/{impl.name}' for impl in ours) or 'none'}", highlight=False,
                   soft_wrap=True)
@@ -264,7 +324,8 @@ def command(args) -> int:
     if where:
         errors.print(f"[yellow]note[/yellow]: {escape(where)}", highlight=False, soft_wrap=True)
     console.print("next:\n"
-                  "  git add asv.conf.json benchmarks .github .gitignore && git commit -m 'factorbench benchmarks'\n"
+                  f"  git add asv.conf.json benchmarks .github .gitignore pyproject.toml{' bench' if started else ''} "
+                  "&& git commit -m 'factorbench benchmarks'\n"
                   "  asv machine --yes && asv run          # every benchmark at HEAD\n"
                   "  asv continuous main HEAD              # compare two commits\n"
                   "  factorbench gate main HEAD --mode callgrind   # instruction counts (CI's blocking gate)\n"

@@ -10,6 +10,7 @@ stores it once and concurrent writers of the same run cannot duplicate it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -27,6 +28,9 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 """How long a SQLite writer waits for another writer's transaction before giving up."""
 PG_MIGRATION_LOCK = 0x66626869  # any constant: serialises migrations of one PostgreSQL database
 STATUSES = ("ok", "failed", "skipped")
+
+WRITES = "factorbench_writes"
+"""Execution option of a connection whose transaction will write."""
 
 SeriesKey = tuple[str, str, str, str, str]
 """(benchmark, machine, mode, metric, params): what a series never mixes."""
@@ -171,9 +175,10 @@ def make_engine(url: str) -> Engine:
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:
-    """WAL lets readers run beside a writer; BEGIN IMMEDIATE takes the write lock up front,
-    so two writers queue on the busy timeout instead of one failing at once with "database
-    is locked" when both try to upgrade a read lock (SQLAlchemy's documented recipe)."""
+    """WAL lets readers run beside a writer; a writer's BEGIN IMMEDIATE takes the write lock
+    up front, so two writers queue on the busy timeout instead of one failing at once with
+    "database is locked" when both try to upgrade a read lock (SQLAlchemy's documented
+    recipe). Readers begin deferred and never wait for a writer."""
 
     @sa.event.listens_for(engine, "connect")
     def connect(dbapi_connection, _record):
@@ -187,7 +192,16 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITES) else "BEGIN")
+
+
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write (on SQLite: one that takes the write lock at once)."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{WRITES: True})
+        with connection.begin():
+            yield connection
 
 
 def alembic_config(connection: Connection):
@@ -212,7 +226,7 @@ def migrate(engine: Engine, url: str) -> None:
     """Bring the store's schema to this code's newest; refuse a store written by a newer one."""
     from alembic import command
 
-    with engine.begin() as connection:
+    with writing(engine) as connection:
         current, newest = schema_numbers(connection)
         if current is not None and not current.isdigit():
             raise StoreError(f"store {shown(url)} has schema {current!r}, which no factorbench wrote")
@@ -280,7 +294,7 @@ class Store:
         insert = _insert(self.engine.dialect.name)
         stored_at = time.time()
         try:
-            with self.engine.begin() as connection:
+            with writing(self.engine) as connection:
                 ids = self._series_ids(connection, insert, points)
                 rows = [{"series_id": ids[point.key], "stored_at": stored_at,
                          **{column: getattr(point, column) for column in POINT_COLUMNS}} for point in points]
@@ -311,12 +325,21 @@ class Store:
     def series(self, benchmark: str, machine: str, mode: str, metric: str, params: str = "") -> list[Point]:
         """The points of one series, in commit order (oldest first)."""
         s, p = series_table.c, points_table.c
-        query = (sa.select(series_table, points_table).join(points_table, p.series_id == s.id)
+        query = (self._points_query()
                  .where(s.benchmark == benchmark, s.machine == machine, s.mode == mode, s.metric == metric,
                         s.params == params)
                  .order_by(p.commit_time, p.id))
         with self.engine.connect() as connection:
-            return [self._point(row) for row in connection.execute(query)]
+            return [Point(*row) for row in connection.execute(query)]
+
+    @staticmethod
+    def _points_query() -> sa.Select:
+        """Every column of a Point, in the order of its fields (rows become Points positionally:
+        reading a million points is then a matter of seconds, not tens of them)."""
+        columns = {**series_table.c, **{name: column for name, column in points_table.c.items()
+                                        if name not in ("id", "series_id", "stored_at")}}
+        return sa.select(*(columns[field] for field in Point.__struct_fields__)).join_from(
+            series_table, points_table, points_table.c.series_id == series_table.c.id)
 
     def keys(self) -> list[SeriesKey]:
         """Every stored series, sorted."""
@@ -327,18 +350,19 @@ class Store:
             return [tuple(row) for row in connection.execute(query)]
 
     def all_series(self) -> Iterator[list[Point]]:
-        """Every series' points in commit order, series by series (one query, streamed)."""
-        s, p = series_table.c, points_table.c
-        query = (sa.select(series_table, points_table).join(points_table, p.series_id == s.id)
-                 .order_by(s.benchmark, s.machine, s.mode, s.metric, s.params, p.commit_time, p.id))
+        """Every series' points in commit order, series by series (one query, streamed, in the
+        order of the points' index)."""
+        p = points_table.c
+        query = self._points_query().add_columns(p.series_id).order_by(p.series_id, p.commit_time, p.id)
         current: list[Point] = []
+        current_id = None
         with self.engine.connect() as connection:
             for row in connection.execution_options(yield_per=10_000).execute(query):
-                point = self._point(row)
-                if current and current[-1].key != point.key:
+                if current and row[-1] != current_id:
                     yield current
                     current = []
-                current.append(point)
+                current_id = row[-1]
+                current.append(Point(*row[:-1]))
         if current:
             yield current
 
@@ -346,14 +370,6 @@ class Store:
         """How many points are stored."""
         with self.engine.connect() as connection:
             return connection.execute(sa.select(sa.func.count()).select_from(points_table)).scalar_one()
-
-    @staticmethod
-    def _point(row) -> Point:
-        return Point(benchmark=row.benchmark, machine=row.machine, mode=row.mode, metric=row.metric, unit=row.unit,
-                     params=row.params, commit=row.commit, commit_time=row.commit_time, subject=row.subject,
-                     value=row.value, ci_low=row.ci_low, ci_high=row.ci_high, status=row.status, reason=row.reason,
-                     package=row.package, package_version=row.package_version, dirty=bool(row.dirty),
-                     factorbench_version=row.factorbench_version, run_id=row.run_id)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,206 @@
+"""`factorbench history`: the performance history of a repository, in a store (a SQLite file
+by default, or a PostgreSQL server): import what exists, find change points, draw the report.
+
+Each subcommand is an ``add_<name>(commands)`` that adds its parser and a ``<name>(args)``
+that runs it, listed in SUBCOMMANDS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from factorbench.cli import history_run
+from factorbench.cli.console import console, say
+from factorbench.cli.gate import append_step_summary
+from factorbench.cli.parser import Parser, UsageError
+
+FAIL_ON = ("regression",)
+
+
+def add_parser(sub) -> None:
+    history = sub.add_parser("history", help="store results across commits, find change points, draw their trends")
+    commands = history.add_subparsers(dest="history_command", required=True, parser_class=Parser,
+                                      metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    for add, _run in SUBCOMMANDS.values():
+        add(commands)
+    history.set_defaults(handler=command)
+
+
+def command(args) -> int:
+    from factorbench.history.store import StoreError
+
+    try:
+        return SUBCOMMANDS[args.history_command][1](args)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def add_store_option(parser) -> None:
+    parser.add_argument("--store", metavar="URL",
+                        help="the history store: a SQLite file path or sqlite:///PATH, or postgresql://USER@HOST/DB "
+                             "(default: $FACTORBENCH_HISTORY_STORE, else .factorbench/history.sqlite at the "
+                             "repository root)")
+
+
+def open_store(args):
+    from factorbench.history.store import open_store as open_
+
+    return open_(args.store)
+
+
+def repo_root() -> Path:
+    from factorbench.history.store import repo_root as root
+
+    return root(Path.cwd())
+
+
+# ---------------------------------------------------------------- import
+
+def add_import(commands) -> None:
+    parser = commands.add_parser("import", help="store factorbench results files, gate verdicts (gate --json) and "
+                                                "asv results directories (.asv/results)")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="a results file, a gate verdict or an asv results "
+                                                                 "directory")
+    parser.add_argument("--machine", metavar="NAME", help="the machine a gate verdict was measured on (default: this "
+                                                          "one's hostname); results files and asv name their own")
+    add_store_option(parser)
+
+
+def import_(args) -> int:
+    from factorbench.history import importers
+
+    try:
+        points = importers.read([Path(path) for path in args.paths], repo_root(), machine=args.machine)
+    except importers.SourceError as exc:
+        raise UsageError(f"{exc}; nothing was imported") from None
+    with open_store(args) as store:
+        new = store.add(points)
+        say(f"imported {len(points):,} points from {len(args.paths)} path(s): {new:,} new, "
+            f"{len(points) - new:,} already stored; {store.count():,} points in {store}")
+    return 0
+
+
+# ---------------------------------------------------------------- changes
+
+def add_changes(commands) -> None:
+    parser = commands.add_parser("changes", help="change points of every stored series (exit 1 with --fail-on "
+                                                 "regression when one is newer than --since)")
+    parser.add_argument("--since", metavar="REF", help="only change points at commits after REF (committer time), "
+                                                       "e.g. main or v1.2")
+    parser.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 when a regression is found (after --since)")
+    parser.add_argument("--bench", metavar="REGEX", help="only benchmarks whose name matches")
+    parser.add_argument("--json", metavar="PATH", help="also write the change points here")
+    parser.add_argument("--markdown", metavar="PATH", help="also write them as GitHub Markdown here; appended to "
+                                                           "$GITHUB_STEP_SUMMARY whenever that is set")
+    add_store_option(parser)
+
+
+def since_time(ref: str) -> float:
+    done = subprocess.run(["git", "show", "-s", "--format=%ct", f"{ref}^{{commit}}", "--"], cwd=repo_root(),
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise UsageError(f"--since {ref}: no such commit in {repo_root()}")
+    return float(done.stdout.split()[0])
+
+
+def compile_regex(pattern: str | None):
+    import re
+
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"--bench {pattern!r} is not a regular expression ({exc})") from None
+
+
+def load_changes(args):
+    """The store's change points (after --since, of --bench): (change points, series count)."""
+    from factorbench.history.changes import find_changes
+
+    after = since_time(args.since) if args.since else None
+    regex = compile_regex(args.bench)
+    with open_store(args) as store:
+        series = [points for points in store.all_series() if regex is None or regex.search(points[0].benchmark)]
+    changes = find_changes(series)
+    if after is not None:
+        changes = [change for change in changes if change.commit_time > after]
+    return changes, series
+
+
+def changes(args) -> int:
+    from factorbench.history import render
+
+    found, series = load_changes(args)
+    print_changes(found, len(series))
+    if args.json:
+        Path(args.json).write_text(json.dumps([change.to_dict() for change in found], indent=1))
+        say(f"json: {args.json}")
+    if args.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+        text = render.changes_markdown(found, len(series))
+        if args.markdown:
+            Path(args.markdown).write_text(text, encoding="utf-8")
+            say(f"markdown: {args.markdown}")
+        append_step_summary(text)
+    regressions = [change for change in found if change.regression]
+    return 1 if args.fail_on == "regression" and regressions else 0
+
+
+def print_changes(found, series_count: int) -> None:
+    from factorbench.history import render
+
+    if not found:
+        say(f"no change points in {series_count:,} series")
+        return
+    table = Table(title=f"{len(found)} change point(s) in {series_count:,} series", title_justify="left")
+    for column in ("", "benchmark", "machine", "commits", "before → after", "change", "p-value"):
+        table.add_column(column, justify="right" if column in ("change", "p-value") else "left")
+    for change in found:
+        table.add_row("[red]regression[/red]" if change.regression else "[green]improvement[/green]",
+                      escape(render.series_name(change)), escape(change.machine),
+                      escape(f"{change.previous_commit[:8]}..{change.commit[:8]} {change.subject}"),
+                      f"{render.value(change.before, change.unit)} → {render.value(change.after, change.unit)}",
+                      render.signed_pct(change.magnitude), f"{change.p_value:.1e}")
+    console.print(table)
+
+
+# ---------------------------------------------------------------- report
+
+def add_report(commands) -> None:
+    parser = commands.add_parser("report", help="one offline HTML page: the change points, then a trend per "
+                                                "benchmark (median and CI per commit, a line per machine)")
+    parser.add_argument("-o", "--output", metavar="PATH", default="reports/history.html",
+                        help="the HTML file (default reports/history.html)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the change points as GitHub Markdown here "
+                                                           "(for a pull request or $GITHUB_STEP_SUMMARY)")
+    parser.add_argument("--since", metavar="REF", help="only change points at commits after REF")
+    parser.add_argument("--bench", metavar="REGEX", help="only benchmarks whose name matches")
+    add_store_option(parser)
+
+
+def report(args) -> int:
+    from factorbench.history import render
+
+    found, series = load_changes(args)
+    output = render.write_html(found, series, args.output)
+    say(f"report: {output}")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(render.changes_markdown(found, len(series)), encoding="utf-8")
+        say(f"markdown: {args.markdown}")
+    return 0
+
+
+SUBCOMMANDS = {
+    "run": (history_run.add_parser, history_run.command),
+    "import": (add_import, import_),
+    "changes": (add_changes, changes),
+    "report": (add_report, report),
+}
+
