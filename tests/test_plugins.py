@@ -261,7 +261,7 @@ def test_gate_in_the_team_repository_names_exactly_the_slower_implementation(tea
 BASELINE_PLUGIN = '''
 import factorbench as fb
 
-PARADIGM = fb.Paradigm("team-bottleneck", "bottleneck as the team calls it", baseline=True)
+PARADIGM = fb.Paradigm("team-bottleneck", "bottleneck as the team calls it", baseline_library=True)
 
 
 @PARADIGM.implements("sma", name="move-mean-skipnan", requires=["bottleneck"])
@@ -278,6 +278,7 @@ def sma(x, window):
 def test_a_baseline_library_with_another_nan_rule_is_checked_timed_ranked_and_gated(tmp_path):
     pytest.importorskip("bottleneck")
     from factorbench.measure.case import DEVIATES
+    from factorbench.results import analysis
 
     (tmp_path / "baseline.py").write_text(BASELINE_PLUGIN)
     done = cli("check", "--kernel", "sma", "--paradigm", "team-bottleneck", "--plugin", "baseline.py", cwd=tmp_path)
@@ -292,6 +293,9 @@ def test_a_baseline_library_with_another_nan_rule_is_checked_timed_ranked_and_ga
     assert row["reason"].startswith(f"{DEVIATES}: case 'NaN first'") and "NaN" in row["reason"]
     table = [line for line in done.stdout.splitlines() if "move-mean-skipnan" in line]
     assert table and DEVIATES[:20] in done.stdout, done.stdout  # ranked, with its note
+    (case,) = analysis.cases(doc)
+    assert {row.result["implementation"] for row in case.ranked} >= {"move-mean-skipnan", "vectorized-cumsum"}
+    assert all(row.speedup["library"] is not None for row in case.ranked)  # "vs best library" is against it
     # The suite the gate times: a baseline is timed at benchmark size, not refused as wrong.
     code = ("from factorbench.benchmarks.suite import benchmarks, prepare\n"
             "case = next(c for c in benchmarks('sma') if c.impl.name == 'move-mean-skipnan')\n"
