@@ -156,9 +156,17 @@ def read_chunks(files) -> Chunks:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    symbol = pa.concat_tables([pq.read_table(f, columns=["symbol"], read_dictionary=["symbol"])
-                               for f in files]).column("symbol")
-    frame = pl.read_parquet([str(f) for f in files], columns=list(NUMERIC_COLUMNS))
+    def read_symbols():
+        # ParquetFile.read: read_table's dataset machinery cost as much as the decoding here.
+        return pa.concat_tables([pq.ParquetFile(f, read_dictionary=["symbol"]).read(columns=["symbol"])
+                                 for f in files]).column("symbol")
+
+    def read_numeric():
+        return pl.read_parquet([str(f) for f in files], columns=list(NUMERIC_COLUMNS))
+
+    readers = (read_symbols, read_numeric)
+    # Both release the GIL: given a second thread, pyarrow decodes the codes while polars reads the rest.
+    symbol, frame = _on_threads(lambda p: readers[p](), 2) if _threads() > 1 else [read() for read in readers]
     # Nanoseconds as int64: a view where the files store ns, a copy only for other units.
     frame = frame.with_columns(pl.col("timestamp").dt.cast_time_unit("ns").to_physical())
     names, ids = _symbol_ids([chunk.dictionary for chunk in symbol.chunks], symbol.type.value_type)
