@@ -502,6 +502,16 @@ def _stage_kernels() -> dict[str, Callable]:
             "bucket_members": jit(_bucket_members), "rank_buckets": jit(_make_rank_buckets(jit(_radix_sort)))}
 
 
+def pooled_empty(length: int, dtype) -> np.ndarray:
+    """np.empty in Arrow's memory pool (mimalloc), which keeps freed pages for the next call:
+    a large NumPy array is a fresh mmap, faulted in page by page on every call (here 6.7 ms
+    for six arrays of 600k rows, against 0.6 ms from the pool)."""
+    import pyarrow as pa
+
+    dtype = np.dtype(dtype)
+    return np.frombuffer(pa.allocate_buffer(length * dtype.itemsize), dtype=dtype)
+
+
 def _threads() -> int:
     """Numba's thread count: the CPUs, or NUMBA_NUM_THREADS (which ``--threads`` sets)."""
     import numba
@@ -558,8 +568,8 @@ def group_by_symbol(chunks: Chunks, min_volume: int) -> Grouped:
     # A share's ticks of a symbol go after the earlier shares' ones: arrival order is kept.
     cursors = starts[:-1] + np.cumsum(counts, axis=0) - counts
     first_kept = np.cumsum([0, *kept])
-    grouped = Grouped(starts, np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n),
-                      np.empty(n, np.int64), np.empty(n, np.int64))
+    grouped = Grouped(starts, *(pooled_empty(n, dtype) for dtype in (np.int64, np.int64, np.float64, np.float64,
+                                                                       np.int64, np.int64)))
 
     def scatter(p):
         placed = int(first_kept[p])
@@ -584,7 +594,7 @@ def group_by_symbol(chunks: Chunks, min_volume: int) -> Grouped:
 def rank_buckets(rows: np.ndarray, starts: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Percentile rank of ``values`` within each bucket b = rows[starts[b]:starts[b+1]], the
     buckets shared out over the threads."""
-    out = np.empty(len(values))
+    out = pooled_empty(len(values), np.float64)
     parts = _threads()
     cuts = _segment_shares(starts, parts)
     _on_threads(lambda p: _stage_kernels()["rank_buckets"](rows, starts, cuts[p], cuts[p + 1], values, out), parts)
@@ -632,7 +642,8 @@ def staged_compute(chunks: Chunks, spec: FactorSpec, stages: dict | None = None)
     grouped = group_by_symbol(chunks, spec.min_volume)
     lap("group_s")
     n = len(grouped.seq)
-    symbol_id, momentum, zscore, ema = np.empty(n, np.int32), np.empty(n), np.empty(n), np.empty(n)
+    symbol_id, momentum, zscore, ema = (pooled_empty(n, dtype) for dtype in (np.int32, np.float64, np.float64,
+                                                                            np.float64))
     segment_factors = kernels("numba")[0]
     parts = _threads()
     cuts = _segment_shares(grouped.starts, parts)
