@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from test_memory import fake_sysfs
 
+pytestmark = pytest.mark.slow  # builds and runs a container image
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "container.sh"
 IMAGE = "localhost/factorbench:test"
@@ -129,3 +131,25 @@ def test_too_small_dev_shm_fails_the_row_not_the_run(image, tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     [row] = json.loads((tmp_path / "results.json").read_text())["results"]
     assert row["status"] == "failed" and "free in /dev/shm" in row["reason"], row
+
+
+@needs_engine
+def test_an_implementation_the_oom_killer_ends_in_the_container_is_one_row(image, tmp_path):
+    """A real OOM kill under the container's own limit: the test plugin's hoarding
+    implementation (mounted in) fills the 1 GiB; its row says so, the rest of the run stands."""
+    plugins = ROOT / "tests" / "plugins"
+    done = script("run", "--memory", "1g", "-v", f"{plugins}:/plugins:ro", "-e", "PYTHONPATH=/plugins",
+                  "-e", "FACTORBENCH_PLUGINS=fb_faulty_paradigm", "--",
+                  "run", "--quick", "--kernel", "sma", "--size", "50000,300000",
+                  "--implementation", "hoards-memory", "--implementation", "vectorized-cumsum",
+                  "--time-budget", "0.3", "--json", "/out/results.json", "--report", "/out/index.html",
+                  out=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {(row["implementation"], row["params"]["n"]): row
+            for row in json.loads((tmp_path / "results.json").read_text())["results"]}
+    hoarder = rows.pop(("hoards-memory", 300_000))
+    assert hoarder["status"] == "crashed", hoarder
+    assert hoarder["reason"].startswith("out of memory: the OOM killer ended the worker (SIGKILL"), hoarder["reason"]
+    assert "limit: the cgroup memory limit of 1 GiB" in hoarder["reason"]
+    assert all(row["status"] == "ok" and row["peak_rss_bytes"] for row in rows.values()), rows
+    assert "hoards-memory" in (tmp_path / "index.html").read_text()
