@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from benchmarks import figures, kernels, suite
 from factorbench.registry import Paradigm
+from factorbench.regress import gate
 from factorbench.regress.gate import GateError, Verdict, callgrind_helper, compare_counts, parse_callgrind_dumps, report
 from factorbench.report import junit, markdown
 
@@ -291,3 +293,14 @@ def test_peak_allocated_sees_temporaries():
     output = 1000 * 1000 * 8
     assert allocated("trig__numexpr") < 1.1 * output  # numexpr writes the output only
     assert allocated("trig__vectorized") >= 2 * output  # the output and a temporary
+
+
+def test_code_under_test_of_a_commit_without_building_it():
+    """What a wall-mode verdict records for each commit: the commit's own pyproject version."""
+    head = gate.resolve(REPO, "HEAD")
+    code = gate.commit_code(REPO, head)
+    assert (code.package, code.commit, code.dirty) == ("factorbench", head, False)
+    committed = subprocess.run(["git", "-C", str(REPO), "show", f"{head}:pyproject.toml"], capture_output=True,
+                               text=True, check=True).stdout
+    assert code.version == tomllib.loads(committed)["project"]["version"]
+    assert code.factorbench_version

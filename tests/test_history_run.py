@@ -312,6 +312,11 @@ def test_history_changes_finds_the_slowdown_and_its_undoing_at_their_commits(tea
     assert [(c["previous_commit"], c["commit"], c["regression"]) for c in found] == [
         (ids["c05"], ids["c06"], True), (ids["c09"], ids["c10"], False)], found
     assert 0.3 < found[0]["magnitude"] < 0.8 and -0.45 < found[1]["magnitude"] < -0.2, found
+    page = Path(store).with_name("history.html")
+    done = cli("history", "report", "--store", str(store), "-o", str(page), cwd=repo, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    html = page.read_text()
+    assert ids["c06"][:8] in html and ids["c10"][:8] in html and "rolling_sum checks its totals" in html
     # CI after the undoing: nothing newer than c09 regressed
     done, _ = changes(store, "--fail-on", "regression", "--since", ids["c09"], cwd=repo, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
