@@ -120,11 +120,17 @@ def cli(*args, cwd, env=None, timeout=900):
 
 
 def commit(repo: Path, message: str, files: dict[str, str]) -> str:
+    """A commit an hour after the one before: a history's points are ordered by commit time."""
     for name, text in files.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_text(text)
     git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
+    before = subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True)
+    made = int(before.stdout) if before.returncode == 0 else 0  # none before the first
+    date = f"{1_767_225_600 + 3600 * made} +0000"
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", message],
+                   cwd=repo, check=True, capture_output=True, env={**os.environ, "GIT_AUTHOR_DATE": date,
+                                                                   "GIT_COMMITTER_DATE": date})
     return git(repo, "rev-parse", "HEAD")
 
 
@@ -318,8 +324,9 @@ def test_history_changes_finds_the_slowdown_and_its_undoing_at_their_commits(tea
     html = page.read_text()
     assert ids["c06"][:8] in html and ids["c10"][:8] in html and "rolling_sum checks its totals" in html
     # CI after the undoing: nothing newer than c09 regressed
-    done, _ = changes(store, "--fail-on", "regression", "--since", ids["c09"], cwd=repo, env=env)
+    done, found = changes(store, "--fail-on", "regression", "--since", ids["c09"], cwd=repo, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [c["commit"] for c in found] == [ids["c10"]], found
 
 
 def test_a_regression_not_undone_fails_and_bisect_narrows_its_unmeasured_range(team, tmp_path):
