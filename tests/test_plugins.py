@@ -403,3 +403,14 @@ def asv_installs(repo: Path, env: dict) -> list[str]:
     done = subprocess.run(args, capture_output=True, text=True, check=True,
                           env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **env})
     return done.stdout.splitlines()
+
+
+def test_a_plugins_folder_loads_each_of_its_files(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    plugin(bench, "doubling")
+    (bench / "_helpers.py").write_text("raise RuntimeError('a helper is not a plugin')\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.factorbench]\nplugins = ["bench/"]\n')
+    done = cli("list", cwd=tmp_path)
+    assert done.returncode == 0 and "double" in done.stdout and "plugin-test" in done.stdout, done.stderr
+    assert "_helpers" not in done.stderr
