@@ -58,13 +58,11 @@ def rolling_sum(values, window):
     return [totals[i + window] - totals[i] for i in range(len(values) - window + 1)]
 '''
 
-SLOW = FAST.replace('''    for value in values:
-        totals.append(totals[-1] + value)
-''', '''    for value in values:
-        totals.append(totals[-1] + value)
-    check = [0.0]
-    for value in values:  # a second pass over the totals, for nothing
-        check.append(check[-1] + value)
+SLOW = FAST.replace('''    return [totals[i + window] - totals[i] for i in range(len(values) - window + 1)]
+''', '''    sums = [totals[i + window] - totals[i] for i in range(len(values) - window + 1)]
+    again = [totals[i + window] - totals[i] for i in range(len(values) - window + 1)]
+    assert again == sums  # the sums computed twice, for nothing
+    return sums
 ''')
 
 HELPER = '''
@@ -150,7 +148,7 @@ def team(tmp_path_factory):
     ids["c03"] = commit(repo, "c03: docs", {"README.md": "tiny factors, rolling sums\n"})
     ids["c04"] = commit(repo, "c04: clip", {package: SCALE + FAST + HELPER})
     ids["c05"] = commit(repo, "c05: version 0.2.0", {"pyproject.toml": PYPROJECT.format(version="0.2.0")})
-    ids["c06"] = commit(repo, "c06: rolling_sum checks its totals (1.5x the work)", {package: SCALE + SLOW + HELPER})
+    ids["c06"] = commit(repo, "c06: rolling_sum computes its sums twice (1.5x the work)", {package: SCALE + SLOW + HELPER})
     ids["c07"] = commit(repo, "c07: docs", {"README.md": "tiny factors, rolling sums, clipping\n"})
     ids["c08"] = commit(repo, "c08: scale docstring", {package: SCALE.replace('"""Tiny', '"""The tiny') + SLOW + HELPER})
     ids["c09"] = commit(repo, "c09: docs", {"README.md": "tiny factors: rolling sums, clipping\n"})
@@ -175,7 +173,7 @@ def test_gate_counts_each_commits_build_before_adoption(team, tmp_path):
     gate = json.loads(verdict.read_text())
     assert gate["regressions"] == [BENCHMARK]
     (row,) = gate["rows"]
-    assert 1.3 < row["ratio"] < 1.8, row
+    assert 1.35 < row["ratio"] < 1.7, row
     assert gate["code"]["base"] == {"package": "tiny-factors", "version": "0.2.0", "commit": ids["c05"],
                                     "dirty": False, "factorbench_version": gate["code"]["base"]["factorbench_version"]}
     assert gate["code"]["head"]["commit"] == ids["c06"]
@@ -197,7 +195,7 @@ def test_bisect_before_adoption_names_the_slowing_commit(team):
     repo, ids, env = team
     done = cli("bisect", ids["c02"], ids["c09"], "--bench", "rolling_sum__", cwd=repo, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert (f"first regressed commit: {ids['c06'][:10]} c06: rolling_sum checks its totals (1.5x the work)"
+    assert (f"first regressed commit: {ids['c06'][:10]} c06: rolling_sum computes its sums twice (1.5x the work)"
             in done.stdout), done.stdout[-3000:]
 
 
@@ -233,7 +231,8 @@ def test_history_run_measures_every_commit_with_the_work_trees_benchmarks(team, 
     fast = values["c02"]
     for name, value in values.items():
         slowed = "c06" <= name < "c10"
-        assert 1.3 < value / fast < 1.8 if slowed else abs(value / fast - 1) < 0.01, (name, value, fast)
+        # counts of one benchmark in separate processes differ by up to ~1.5% (the gate's drift)
+        assert 1.35 < value / fast < 1.7 if slowed else abs(value / fast - 1) < 0.02, (name, value, fast)
     latest = by_commit[ids["c11"]]
     assert (latest.package, latest.package_version, latest.subject, latest.dirty) == (
         "tiny-factors", "0.3.0", "c11: version 0.3.0", False)
@@ -292,11 +291,12 @@ def test_history_run_on_a_dask_cluster_stores_the_same_points(team, history, tmp
         return sorted((p.commit, p.status, p.reason, p.machine, p.package_version) for p in series(path)[1])
 
     assert measured(farmed) == measured(store)
-    # a worker's environment differs from this process's (its variables, so its stack's
-    # start), which moves a count by a few hundredths of a percent: far inside the gate's 2%
+    # counts of one build in two processes differ by up to ~1.5% here (the gate judges a
+    # benchmark's drift for this reason): within the gate's 2%, and the same build's commits
+    # share one count
     values = [{p.commit: p.value for p in series(path)[1] if p.value is not None} for path in (store, farmed)]
     assert values[0].keys() == values[1].keys()
-    assert all(abs(values[1][sha] / value - 1) < 0.002 for sha, value in values[0].items()), values
+    assert all(abs(values[1][sha] / value - 1) < 0.02 for sha, value in values[0].items()), values
     unreachable = cli("history", "run", ids["c12"], "--scheduler", f"tcp://127.0.0.1:{free_port()}",
                       "--store", str(tmp_path / "none.sqlite"), cwd=repo, env=env)
     assert unreachable.returncode == 2 and unreachable.stderr.startswith("error: Dask scheduler tcp://127.0.0.1:"), (
@@ -317,12 +317,12 @@ def test_history_changes_finds_the_slowdown_and_its_undoing_at_their_commits(tea
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert [(c["previous_commit"], c["commit"], c["regression"]) for c in found] == [
         (ids["c05"], ids["c06"], True), (ids["c09"], ids["c10"], False)], found
-    assert 0.3 < found[0]["magnitude"] < 0.8 and -0.45 < found[1]["magnitude"] < -0.2, found
+    assert 0.35 < found[0]["magnitude"] < 0.7 and -0.42 < found[1]["magnitude"] < -0.25, found
     page = Path(store).with_name("history.html")
     done = cli("history", "report", "--store", str(store), "-o", str(page), cwd=repo, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     html = page.read_text()
-    assert ids["c06"][:8] in html and ids["c10"][:8] in html and "rolling_sum checks its totals" in html
+    assert ids["c06"][:8] in html and ids["c10"][:8] in html and "rolling_sum computes its sums twice" in html
     # CI after the undoing: nothing newer than c09 regressed
     done, found = changes(store, "--fail-on", "regression", "--since", ids["c09"], cwd=repo, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -342,7 +342,7 @@ def test_a_regression_not_undone_fails_and_bisect_narrows_its_unmeasured_range(t
     (change,) = found
     assert (change["previous_commit"], change["commit"], change["regression"]) == (ids["c04"], ids["c07"], True)
     assert change["narrowed_to"] == ids["c06"], change
-    assert f"first regressed commit: {ids['c06'][:10]} c06: rolling_sum checks its totals" in change["bisect"]
+    assert f"first regressed commit: {ids['c06'][:10]} c06: rolling_sum computes its sums twice" in change["bisect"]
     done = cli("history", "run", f"{ids['c09']}..{ids['c12']}", "--store", str(store), cwd=repo, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     done, found = changes(store, "--fail-on", "regression", "--since", ids["c09"], cwd=repo, env=env)

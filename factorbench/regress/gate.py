@@ -451,12 +451,6 @@ class Counted:
         return "not defined at this commit"
 
 
-COUNT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "LD_LIBRARY_PATH", "VIRTUAL_ENV",
-             "XDG_CACHE_HOME")
-COUNT_ENV_PREFIXES = ("FACTORBENCH_", "NUMBA_", "CUDA_", "VALGRIND_")
-"""The environment variables the counted process keeps (their values still count)."""
-
-
 def suite_path(repo: Path, work: Path) -> Path:
     """A folder holding only a link to the work tree's benchmark suite: on the counted
     process's path instead of the work tree, so nothing of the work tree's package can be
@@ -492,14 +486,9 @@ def count_instructions(repo: Path, commit: str, site: Path, helper: Path, regex:
     if regex is not None:
         command += ["--bench", regex.pattern]
     plugins = [*work_tree_plugins(repo), *env_plugins()]
-    # Only the variables a count may need, in one order: the environment's size moves where
-    # the stack and heap start, and with them a count by up to a percent (a Dask worker's
-    # environment against a shell's). One thread per pool, and OpenMP threads that sleep
-    # rather than spin while they wait (implementations asking for two threads get them):
-    # spinning adds counts that vary.
-    kept = {name: value for name, value in sorted(os.environ.items())
-            if name in COUNT_ENV or name.startswith(COUNT_ENV_PREFIXES)}
-    env = {**kept, "PYTHONPATH": os.pathsep.join([str(site), str(suite_path(repo, work))]),
+    # One thread per pool, and OpenMP threads that sleep rather than spin while they wait
+    # (implementations asking for two threads get them): spinning adds counts that vary.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(suite_path(repo, work))]),
            PLUGIN_ENV: os.pathsep.join(dict.fromkeys(plugins)), "PYTHONHASHSEED": "0",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
            "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", "KMP_BLOCKTIME": "0"}
