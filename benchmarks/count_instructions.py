@@ -32,7 +32,6 @@ def main(argv=None) -> int:
     parser.add_argument("--bench", help="regular expression on the asv benchmark name")
     args = parser.parse_args(argv)
 
-    import factorbench
     from factorbench.discovery import loaded_plugins
     from factorbench.measure import threads
 
@@ -76,10 +75,13 @@ def main(argv=None) -> int:
                 case.call(*inputs)
                 helper.fb_count_stop(label.encode())
                 found[name] = {"status": "ok", "label": label}
-    # where the code came from: the gate checks it is the build of the commit under test
-    modules = {"factorbench": factorbench.__file__,
-               **{plugin.name: plugin.module.__file__ for plugin in loaded_plugins() if plugin.module}}
-    Path(args.out).write_text(json.dumps({"modules": modules, "benchmarks": found}, indent=1))
+    # where the code came from: the gate checks that the measured package is the build of
+    # the commit under test; and which plugins could not be loaded against that build
+    modules = {name: getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or []), None)
+               for name, module in list(sys.modules.items()) if "." not in name}
+    plugin_errors = {plugin.name: plugin.error for plugin in loaded_plugins() if plugin.error}
+    Path(args.out).write_text(json.dumps({"modules": modules, "plugin_errors": plugin_errors, "benchmarks": found},
+                                         indent=1))
     return 0
 
 

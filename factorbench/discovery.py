@@ -6,7 +6,8 @@ by any of:
 
 - the entry point group ``factorbench.plugins`` of an installed distribution,
 - ``[tool.factorbench] plugins = [...]`` in the pyproject.toml found from the current
-  directory upwards (paths there are relative to that file),
+  directory upwards (paths there are relative to that file; a folder stands for each of
+  its .py files not starting with "_"),
 - the ``FACTORBENCH_PLUGINS`` environment variable (``os.pathsep``-separated), which
   ``use_plugins`` extends so that every process a run starts (workers, profilers, asv,
   callgrind) loads the same plugins.
@@ -105,7 +106,14 @@ def project_plugins(start: Path | None = None) -> tuple[list[str], Path | None]:
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise PluginError(f"{path}: [tool.factorbench] plugins must be a list of module names or .py paths, "
                           f"got {plugins!r}")
-    return [normalise(p, path.parent) for p in plugins], path
+    return [file for spec in plugins for file in in_folder(normalise(spec, path.parent))], path
+
+
+def in_folder(spec: str) -> list[str]:
+    """A folder's plugin files (a team's bench/, as asv's benchmarks/), or the spec itself."""
+    if is_path(spec) and Path(spec).is_dir():
+        return sorted(str(file) for file in Path(spec).glob("*.py") if not file.name.startswith("_"))
+    return [spec]
 
 
 def env_plugins() -> list[str]:
@@ -138,6 +146,18 @@ def requested() -> list[tuple[str, str]]:
     for spec in env_plugins():
         found.setdefault(spec, _origins.get(spec, PLUGIN_ENV))
     return list(found.items())
+
+
+def missing_plugin(spec: str) -> str | None:
+    """Why ``spec`` names nothing there is (no such file, no such module), or None."""
+    if is_path(spec):
+        path = Path(normalise(spec))
+        return None if path.is_file() else f"no such file {path}"
+    try:
+        found = importlib.util.find_spec(spec) is not None
+    except (ImportError, ValueError):  # a missing parent package
+        found = False
+    return None if found else f"no module named {spec!r}"
 
 
 def import_plugin(spec: str) -> ModuleType:

@@ -98,6 +98,12 @@ class Implementation:
         return self.reason is None
 
     @property
+    def baseline_library(self) -> bool:
+        """A baseline library's function (see ``Paradigm``): its deviations from the
+        reference are findings, noted beside its timings, not failures."""
+        return self.paradigm_obj.baseline_library if self.paradigm_obj else False
+
+    @property
     def untimed_reason(self) -> str | None:
         """Why results here prove correctness but their times would mean nothing (a simulator)."""
         return self.paradigm_obj.untimed_reason if self.paradigm_obj else None
@@ -123,9 +129,15 @@ class Paradigm:
     def __init__(self, name: str, summary: str, *, rank: int = PLUGIN_RANK, requires: Iterable[str] = (),
                  probe: Callable[[], str | None] | None = None,
                  untimed: Callable[[], str | None] | None = None,
-                 countable: bool | Callable[[dict], bool] = True, uncountable_why: str = ""):
+                 countable: bool | Callable[[dict], bool] = True, uncountable_why: str = "",
+                 baseline_library: bool = False):
         """``untimed`` returns why the runner should gate but not time the paradigm here
         (e.g. a GPU paradigm running in a CPU simulator), or None.
+
+        ``baseline_library``: the paradigm wraps an existing library whose definition may differ
+        from the kernel's (its NaN rule, an adjusted EMA). Its implementations are timed,
+        ranked and gated even where they deviate from the reference, with the deviation
+        noted beside the timings; only raising fails them.
 
         ``countable`` says whether callgrind counts of one call reproduce (False, or a
         function of the implementation's settings); ``uncountable_why`` says why not. The
@@ -138,6 +150,7 @@ class Paradigm:
         self._untimed = untimed
         self._countable = countable
         self._uncountable_why = uncountable_why
+        self.baseline_library = baseline_library
         self.implementations: list[Implementation] = []
 
     @cached_property

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import math
 import os
 import pickle
@@ -86,12 +87,14 @@ class Block:
 def _new_segment(nbytes: int) -> SharedMemory:
     # /dev/shm is a tmpfs: a segment larger than its free space is created all the same,
     # and touching the pages past the end kills the process with SIGBUS.
+    free = None
     with contextlib.suppress(OSError):
         shm = os.statvfs(SHM_DIR)
         free = shm.f_bavail * shm.f_frsize
-        if nbytes > free:
-            raise MemoryError(f"shared memory: {nbytes:,} bytes needed, {free:,} free in {SHM_DIR} "
-                              "(a container's default is 64 MB: run it with --shm-size)")
+    if free is not None and nbytes > free:
+        # No space on a file system, not the process out of memory: a failed row, not an OOM one.
+        raise OSError(errno.ENOSPC, f"shared memory: {nbytes:,} bytes needed, {free:,} free in {SHM_DIR} "
+                                    "(a container's default is 64 MB: run it with --shm-size)")
     while True:
         name = f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
         try:

@@ -26,6 +26,8 @@ pytest.importorskip("asv", reason="asv is not installed (pip install -e '.[bench
 
 from factorbench.regress import asv_adapter, gate
 
+pytestmark = pytest.mark.slow  # walks a git history with asv
+
 REPEAT = 8
 ROUNDS = 2
 FACTOR = 1.2

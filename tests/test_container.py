@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_memory import fake_sysfs
+
+pytestmark = pytest.mark.slow  # builds and runs a container image
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "container.sh"
@@ -77,11 +80,19 @@ def test_image_is_small_runs_unprivileged_and_has_no_compiler(image):
 
 @needs_engine
 def test_quick_run_in_the_container_records_its_limits(image, tmp_path):
-    done = script("run", "--cpuset-cpus", "0", "--memory", "2g", "--",
+    """In 2 GiB, on a virtual CPU that reports its host's 480 MiB cache (a fake sysfs, so
+    every host is that machine): the floors once made two 1.88 GiB arrays there."""
+    sysfs = fake_sysfs(tmp_path / "sysfs", "491520K", "0-1")
+    out = tmp_path / "out"
+    done = script("run", "--cpuset-cpus", "0", "--memory", "2g", "-v", f"{sysfs}:/fake-sysfs:ro",
+                  "-e", "FACTORBENCH_SYSFS=/fake-sysfs", "--",
                   "run", "--quick", "--kernel", "sma", "--kernel", "gram_colsum",
-                  "--json", "/out/results.json", "--report", "/out/index.html", out=tmp_path, timeout=900)
+                  "--json", "/out/results.json", "--report", "/out/index.html", out=out, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    doc = json.loads((tmp_path / "results.json").read_text())
+    doc = json.loads((out / "results.json").read_text())
+    bound = doc["machine"]["memory_bound"]
+    assert bound["limit_bytes"] <= 2 * 2**30 and 3 * doc["machine"]["bandwidth"]["bytes"] <= bound["usable_bytes"]
+    assert "480 MiB last-level cache was ignored" in doc["machine"]["bandwidth"]["bytes_why"]
     rows = doc["results"]
     assert {row["kernel"] for row in rows} == {"sma", "gram_colsum"}
     # The image has no GPU paradigms: those rows are skipped with the reason; all others pass.
@@ -96,7 +107,7 @@ def test_quick_run_in_the_container_records_its_limits(image, tmp_path):
     assert machine["thread_env"]["OPENBLAS_NUM_THREADS"] == "1"
     blas = [pool for pool in machine["threadpools"] if pool["user_api"] == "blas"]
     assert blas and all(pool["num_threads"] == 1 for pool in blas), machine["threadpools"]
-    report = (tmp_path / "index.html").read_text()
+    report = (out / "index.html").read_text()
     assert "container; cgroup CPU set 0" in report and "memory limit 2 GiB" in report
 
 
@@ -120,3 +131,25 @@ def test_too_small_dev_shm_fails_the_row_not_the_run(image, tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     [row] = json.loads((tmp_path / "results.json").read_text())["results"]
     assert row["status"] == "failed" and "free in /dev/shm" in row["reason"], row
+
+
+@needs_engine
+def test_an_implementation_the_oom_killer_ends_in_the_container_is_one_row(image, tmp_path):
+    """A real OOM kill under the container's own limit: the test plugin's hoarding
+    implementation (mounted in) fills the 1 GiB; its row says so, the rest of the run stands."""
+    plugins = ROOT / "tests" / "plugins"
+    done = script("run", "--memory", "1g", "-v", f"{plugins}:/plugins:ro", "-e", "PYTHONPATH=/plugins",
+                  "-e", "FACTORBENCH_PLUGINS=fb_faulty_paradigm", "--",
+                  "run", "--quick", "--kernel", "sma", "--size", "50000,300000",
+                  "--implementation", "hoards-memory", "--implementation", "vectorized-cumsum",
+                  "--time-budget", "0.3", "--json", "/out/results.json", "--report", "/out/index.html",
+                  out=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {(row["implementation"], row["params"]["n"]): row
+            for row in json.loads((tmp_path / "results.json").read_text())["results"]}
+    hoarder = rows.pop(("hoards-memory", 300_000))
+    assert hoarder["status"] == "crashed", hoarder
+    assert hoarder["reason"].startswith("out of memory: the OOM killer ended the worker (SIGKILL"), hoarder["reason"]
+    assert "limit: the cgroup memory limit of 1 GiB" in hoarder["reason"]
+    assert all(row["status"] == "ok" and row["peak_rss_bytes"] for row in rows.values()), rows
+    assert "hoards-memory" in (tmp_path / "index.html").read_text()

@@ -57,6 +57,8 @@ def test_gate_reports_exceptions_and_input_mutation():
 
     mutated = check(one_off("ema", in_place))
     assert not mutated.ok and "modified its input" in mutated.message
+    # the check stopped there: the shared check inputs (some are views) are as they were
+    assert check(fb.implementation("ema", "vectorized")).ok
 
 
 def test_gate_rejects_wrong_shape():
@@ -67,6 +69,31 @@ def test_gate_rejects_wrong_shape():
 def test_compare_treats_matching_nan_as_equal_and_shape_as_significant():
     assert compare(np.array([1.0, np.nan]), np.array([1.0, np.nan]), 1e-12, 0)[0]
     assert not compare(np.array([1.0, 2.0]), np.array([1.0]), 1e-12, 0)[0]
+
+
+def test_compare_names_the_first_differing_index_and_a_systematic_pattern():
+    expected = np.arange(1.0, 11.0)
+    _, _, why = compare(expected, expected + 0.5, 1e-9, 0)
+    assert why.startswith("10 of 10 values differ, first at index 0: 1.5 vs reference 1.0")
+    assert why.endswith("every value off by a constant +0.5")
+    squares = expected**2
+    _, _, why = compare(squares, np.concatenate(([0.0], squares[:-1])), 1e-9, 0)
+    assert why.endswith("the reference shifted by 1 position(s)")
+    one_off = expected.copy()
+    one_off[6] = 70.0
+    _, _, why = compare(expected, one_off, 1e-9, 0)
+    assert why == "1 of 10 values differ, first at index 6: 70.0 vs reference 7.0 (relative error up to 9 > rtol 1e-09)"
+    matrix = np.ones((3, 4))
+    _, _, why = compare(matrix, (matrix * 2).astype(np.float32), 1e-9, 0)
+    assert "first at index (0, 0): 2.0 vs reference 1.0" in why and "constant factor 2" in why
+    assert why.endswith("(output dtype float32, the reference's float64)")
+    with_nan = expected.copy()
+    with_nan[3] = np.nan
+    _, error, why = compare(with_nan, np.where(np.isnan(with_nan), 0.0, with_nan), 1e-9, 0)
+    assert error == float("inf")
+    assert why == ("NaN pattern differs at 1 of 10 positions, first at index 3: 0.0 vs reference nan "
+                   "(1 of the reference's NaN not NaN here: the NaN rule differs)")
+    assert compare(expected, expected[:-1], 1e-9, 0)[2] == "shape (9,), expected (10,)"
 
 
 def slow_reference_kernel(trusted=None, reference_elements=0):

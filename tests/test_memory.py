@@ -150,3 +150,52 @@ def test_a_worker_past_its_memory_limit_is_an_out_of_memory_row_and_the_run_goes
     assert row["reason"].startswith("out of memory: MemoryError: ") and "; peak RSS " in row["reason"]
     assert "; limit: --memory-limit 512 MiB (RLIMIT_AS" in row["reason"]
     assert 10 * MiB < row["peak_rss_bytes"]
+
+
+def memory_cgroup(name: str, limit_bytes: int) -> Path | None:
+    """A new child of this process's memory cgroup limited to ``limit_bytes``: v1
+    (memory.limit_in_bytes) or v2 (memory.max); None where cgroups cannot be written."""
+    from factorbench.measure import cgroups
+
+    memberships = cgroups._memberships()
+    candidates = []
+    if "memory" in memberships:
+        candidates.append((cgroups.CGROUP_ROOT / "memory" / memberships["memory"].lstrip("/"), "memory.limit_in_bytes"))
+    if "" in memberships and (cgroups.CGROUP_ROOT / "cgroup.controllers").exists():
+        candidates.append((cgroups.CGROUP_ROOT / memberships[""].lstrip("/"), "memory.max"))
+    for parent, limit_file in candidates:
+        folder = parent / name
+        try:
+            folder.mkdir()
+        except OSError:
+            continue
+        try:
+            (folder / limit_file).write_text(str(limit_bytes))
+            return folder
+        except OSError:
+            folder.rmdir()
+    return None
+
+
+def test_a_worker_the_oom_killer_ends_is_an_out_of_memory_row_and_the_run_goes_on(tmp_path):
+    """A real OOM kill: the run in a cgroup limited to 1 GiB, without --memory-limit, so
+    the hoarding worker fills the cgroup and the kernel's OOM killer ends it."""
+    import os
+    import time
+
+    folder = memory_cgroup(f"factorbench-test-{os.getpid()}", 2**30)
+    if folder is None:
+        pytest.skip("no writable memory cgroup here (the RLIMIT_AS test covers --memory-limit)")
+    try:
+        row = hoarding_run(tmp_path, preexec_fn=lambda: (folder / "cgroup.procs").write_text(str(os.getpid())))
+    finally:
+        for _ in range(50):  # its processes may take a moment to leave it
+            try:
+                folder.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+    assert row["status"] == "crashed", row
+    assert row["reason"].startswith("out of memory: the OOM killer ended the worker (SIGKILL"), row["reason"]
+    assert "limit: the cgroup memory limit of 1 GiB" in row["reason"]
+    assert 100 * MiB < row["peak_rss_bytes"] <= 2**30

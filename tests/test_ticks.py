@@ -369,3 +369,45 @@ def test_group_by_symbol_skips_symbols_without_kept_ticks(small):
     sizes = np.diff(grouped.starts)
     assert all(sizes[np.searchsorted(chunks.names, name)] == 0 for name in empty)
     assert len(grouped.seq) == len(expected)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_stages_on_any_thread_count_give_the_same_bits(small, tmp_path, monkeypatch, threads):
+    """Shares of rows, symbols and buckets per thread; row groups of odd sizes (so polars' chunks
+    and pyarrow's differ, and each row group has its own symbol dictionary); microsecond timestamps."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files, expected = small
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    table = table.set_column(0, "timestamp", table.column("timestamp").cast(pa.timestamp("us")))
+    pq.write_table(table.slice(0, 8000), tmp_path / "a.parquet", row_group_size=777)
+    pq.write_table(table.slice(8000), tmp_path / "b.parquet", row_group_size=5000)
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    chunks = columnar.read_chunks(paths)
+    assert len({id(batch.symbol_of_code) for batch in chunks.batches}) > 2, "row groups with their own dictionaries"
+    single = columnar.compute_files(paths, FactorSpec())
+    monkeypatch.setattr(columnar, "_threads", lambda: threads)
+    shared = columnar.compute_files(paths, FactorSpec())
+    ok, _, message = compare(shared.to_frame(), expected)
+    assert ok, message
+    for column in ("symbol_id", "timestamp", "seq", *FACTORS):
+        np.testing.assert_array_equal(getattr(shared, column), getattr(single, column))
+
+
+def test_row_shares_cut_batches_into_consecutive_runs():
+    ticks = columnar.Ticks(np.array(["A"], dtype=object), *(np.arange(n) for n in [10] * 7))
+    batches = [batch for part in (slice(0, 3), slice(3, 10)) for batch in columnar.Chunks.of(ticks.rows(part)).batches]
+    shares = columnar._row_shares(batches, 4)  # cuts at rows 2, 5 and 7
+    assert [[len(batch.seq) for batch in share] for share in shares] == [[2], [1, 2], [2], [3]]
+    assert np.array_equal(np.concatenate([batch.seq for share in shares for batch in share]), np.arange(10))
+
+
+def test_bucket_rank_ties_signed_zeros_and_infinities():
+    """The radix sort's integer keys order every float64 and make -0.0 equal to 0.0."""
+    rng = np.random.default_rng(4)
+    special = [np.nan, -0.0, 0.0, -np.inf, np.inf, -5e-324, 5e-324, -1e300, 1e300, -1.0, 1.0]
+    values = np.where(rng.random(6000) < 0.5, rng.choice(special, 6000), rng.standard_normal(6000))
+    timestamp = np.sort(rng.integers(0, 40, 6000)) * 1_000
+    expected = columnar.bucket_pct_rank(timestamp // 1_000, values)
+    np.testing.assert_array_equal(columnar.bucket_rank(timestamp, values, 1_000), expected)

@@ -9,7 +9,7 @@ from rich.markup import escape
 from factorbench.cli import bisect, check, cluster, data, env, gate, history, init, listing, profile, report, run
 from factorbench.cli.console import errors
 from factorbench.cli.parser import Parser, UsageError
-from factorbench.discovery import PluginError
+from factorbench.discovery import PluginError, missing_plugin
 from factorbench.registry import registry, use_plugins
 from factorbench.results.schema import ResultsError
 
@@ -25,8 +25,13 @@ def build_parser() -> Parser:
 
 
 def load_plugins(specs: list[str]) -> None:
-    """Load the plugins before a command reads the registry: a clash is a usage error, a
-    plugin that fails to import is one line on stderr and the rest runs."""
+    """Load the plugins before a command reads the registry: a clash, or a --plugin naming a
+    file or module that does not exist, is a usage error; a plugin that fails to import is
+    one line on stderr and the rest runs."""
+    for spec in specs:
+        missing = missing_plugin(spec)
+        if missing:
+            raise UsageError(f"--plugin {spec}: {missing}")
     if specs:
         use_plugins(specs)
     try:

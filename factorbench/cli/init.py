@@ -4,13 +4,18 @@ Writes an asv.conf.json that builds the repository's package and installs it wit
 factorbench, a thin benchmarks/ suite over factorbench's installed suite machinery
 (``factorbench.benchmarks``: generated from the registry, so the package's plugins appear in
 it with no list to edit), a CI workflow running the gate on pull requests, and a
-.gitignore for asv's folders where there is none. Other existing files are left alone unless --force.
+.gitignore for asv's folders where there is none. Where the repository names no plugins yet,
+it starts one outside the package (bench/<package>_bench.py, named in pyproject.toml's
+[tool.factorbench] plugins): the gate and history apply it to every commit's build, commits
+from before it existed included, and the package itself never imports factorbench. Other
+existing files are left alone unless --force.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -76,6 +81,9 @@ jobs:
     timeout-minutes: 90
     env:
       BASE: origin/${{{{ github.base_ref }}}}
+      # The pip requirement this job and asv (asv.conf.json's install command reads the
+      # variable) install factorbench as: a version, or a git URL with a tag or commit.
+      FACTORBENCH: '{factorbench}'
     steps:
       - uses: actions/checkout@v4
         with:
@@ -86,8 +94,7 @@ jobs:
       - name: System tools
         run: sudo apt-get update -qq && sudo apt-get install -y -qq valgrind
       - name: Install
-        # factorbench as `factorbench init` found it installed; change it to where CI gets it from
-        run: python -m pip install {factorbench_bench} -e .
+        run: python -m pip install "$FACTORBENCH" "factorbench[bench]" -e .
       - name: Regression gate, instruction counts (blocking)
         run: factorbench gate "$BASE" HEAD --mode callgrind --json gate-callgrind.json
       - name: Regression gate, wall time (informational)
@@ -107,11 +114,44 @@ jobs:
 '''
 
 
+PLUGIN_START = '''"""The benchmarks of {name}: factorbench kernels and paradigms. {generated}.
+
+This file lives outside the package, so {name} itself never imports factorbench. The
+gate, bisect and `factorbench history run` load it from the work tree and apply it to
+each measured commit's build of {name}: import the functions you measure from
+{module} here. A commit on which this file cannot load (a function that did not exist
+yet) is recorded as skipped with the import error.
+"""
+
+from factorbench import Paradigm
+
+PARADIGM = Paradigm("{paradigm}", "{name}'s own implementations")
+
+# An implementation of a built-in kernel (`factorbench list` shows them), for example:
+#
+# @PARADIGM.implements("sma")
+# def sma(x, window):
+#     from {module} import moving_average  # from the measured commit's build
+#     return moving_average(x, window)
+#
+# A kernel of your own: define KERNEL = factorbench.Kernel(...) here too (see the README,
+# "Benchmark your own code").
+'''
+
+PLUGIN_TABLE = """
+[tool.factorbench]
+# the team's benchmarks, outside the package; every commit's build is measured with them
+plugins = ["{path}"]
+"""
+
+
 def add_parser(sub) -> None:
     init = sub.add_parser("init", help="set up asv and the regression gate in your own git repository")
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
     init.add_argument("--factorbench", metavar="SPEC",
-                      help="what asv and CI install factorbench from (default: where it is installed here)")
+                      help="the pip requirement asv and CI install factorbench as (default: the version "
+                           "installed here, or the git URL it was installed from); the FACTORBENCH "
+                           "environment variable overrides it when they run")
     add_plugin_option(init)
     init.set_defaults(handler=command)
 
@@ -133,23 +173,38 @@ def project_table(root: Path) -> dict:
         raise UsageError(f"cannot read {path}: {exc}") from None
 
 
-def installed_factorbench() -> str:
-    """A pip requirement for the factorbench running now: its local folder, or its version."""
+REQUIREMENT_ENV = "FACTORBENCH"
+"""The environment variable that overrides the requirement asv installs factorbench as;
+the workflow sets it."""
+UNQUOTABLE = set("\"'$`{}\\")
+"""Characters a requirement may not hold: it is written into a shell default in asv's
+install command and a single-quoted string in the workflow."""
+
+
+def portable_factorbench() -> tuple[str, str]:
+    """(a pip requirement another machine can install for the factorbench running now,
+    a note when here it came from a local folder instead): the git URL and commit it was
+    installed from, else its version."""
     dist = importlib.metadata.distribution("factorbench")
-    direct = dist.read_text("direct_url.json")
-    if direct:
-        url = json.loads(direct).get("url", "")
-        if url.startswith("file://"):
-            return f"factorbench @ {url}"
-    return f"factorbench=={dist.version}"
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    url, vcs = direct.get("url", ""), direct.get("vcs_info")
+    if vcs and not url.startswith("file://"):
+        return f"factorbench @ {vcs['vcs']}+{url}@{vcs['commit_id']}", ""
+    requirement = f"factorbench=={dist.version}"
+    if url.startswith("file://"):
+        return requirement, (f"factorbench is installed here from a local folder ({url}), which CI cannot "
+                             f"reach: CI installs {requirement}. Elsewhere, pass --factorbench, or set "
+                             f"{REQUIREMENT_ENV} (the workflow's env; here e.g. "
+                             f"{REQUIREMENT_ENV}='factorbench @ {url}' for asv runs)")
+    return requirement, ""
 
 
-def with_extra(spec: str, extra: str) -> str:
-    name, sep, rest = spec.partition(" @ ")
-    if sep:
-        return f"{name}[{extra}] @ {rest}"
-    head = next((i for i, c in enumerate(spec) if c in "=<>!~ "), len(spec))
-    return f"{spec[:head]}[{extra}]{spec[head:]}"
+def checked_requirement(spec: str) -> str:
+    bad = sorted(UNQUOTABLE & set(spec))
+    if bad or not spec.strip():
+        raise UsageError(f"--factorbench {spec!r}: give a pip requirement (factorbench==1.2, factorbench @ "
+                         f"git+https://...) without {' '.join(sorted(UNQUOTABLE))}")
+    return spec.strip()
 
 
 def asv_config(name: str, factorbench: str) -> str:
@@ -163,7 +218,9 @@ def asv_config(name: str, factorbench: str) -> str:
         "pythons": [python],
         # a wheel per commit into the cache by name (asv's default build cannot tell old wheels apart)
         "build_command": ["python -m pip wheel --no-deps -w {build_cache_dir} {build_dir}"],
-        "install_command": [f"in-dir={{env_dir}} python -m pip install {shlex.quote(factorbench)} {{wheel_file}}"],
+        # asv runs no shell: sh reads FACTORBENCH (the workflow sets it) over the default
+        "install_command": ["in-dir={env_dir} /bin/sh -c 'python -m pip install "
+                            f"\"${{{{{REQUIREMENT_ENV}:-{factorbench}}}}}\" \"$0\"' {{wheel_file}}"],
         "benchmark_dir": "benchmarks",
         "env_dir": ".asv/env",
         "results_dir": ".asv/results",
@@ -189,27 +246,54 @@ def files(root: Path, table: dict, factorbench: str, kernels: list[str]) -> dict
                                                   generated=GENERATED, module="figures", extra=""),
         suite / "count_instructions.py": COUNTER,
         root / ".github" / "workflows" / "benchmarks.yml": WORKFLOW.format(
-            generated=GENERATED, python=python, factorbench_bench=shlex.quote(with_extra(factorbench, "bench")),
-            kernels="".join(f"--kernel {kernel} " for kernel in kernels)),
+            generated=GENERATED, python=python, factorbench=factorbench,
+            kernels="".join(f"--kernel {shlex.quote(kernel)} " for kernel in kernels)),
     }
+
+
+def start_plugin(root: Path, table: dict) -> str | None:
+    """Write a plugin to start from outside the package and name it in pyproject.toml; the
+    path written, or None when pyproject.toml has a [tool.factorbench] table already (the
+    team's own, never rewritten) or the file exists."""
+    if "factorbench" in table.get("tool", {}):
+        errors.print("[yellow]note[/yellow]: pyproject.toml's [tool.factorbench] names no plugins; add "
+                     'plugins = ["bench/your_bench.py"] there so the gate and history measure every commit with them',
+                     highlight=False, soft_wrap=True)
+        return None
+    name = table.get("project", {}).get("name") or root.name
+    module = re.sub(r"\W", "_", name).lower()
+    path = Path("bench") / f"{module}_bench.py"
+    if (root / path).exists():
+        return None
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(PLUGIN_START.format(name=name, module=module, paradigm=re.sub(r"[^\w-]", "-", name),
+                                                 generated=GENERATED))
+    with (root / "pyproject.toml").open("a") as out:
+        out.write(PLUGIN_TABLE.format(path=path.as_posix()))
+    return path.as_posix()
 
 
 def command(args) -> int:
     from factorbench.discovery import loaded_plugins
     from factorbench.kernels import kernel as get_kernel
-    from factorbench.registry import implementations
+    from factorbench.registry import implementations, use_plugins
 
     root = repository_root()
     table = project_table(root)
-    factorbench = args.factorbench or installed_factorbench()
+    if args.factorbench:
+        factorbench, where = checked_requirement(args.factorbench), ""
+    else:
+        factorbench, where = portable_factorbench()
     declared = (table.get("project", {}).get("entry-points", {}).get("factorbench.plugins")
                 or table.get("tool", {}).get("factorbench", {}).get("plugins"))
+    started = None if declared else start_plugin(root, table)
+    if started is not None:
+        use_plugins([str(root / started)], origin="pyproject.toml")
     plugins = [plugin for plugin in loaded_plugins() if plugin.module is not None]
     ours = [impl for impl in implementations()
             if not impl.func.__module__.startswith("factorbench.")
             or not get_kernel(impl.kernel).reference.__module__.startswith("factorbench.")]
-    kernels = sorted({impl.kernel for impl in ours if not get_kernel(impl.kernel).reference.__module__
-                     .startswith("factorbench.")})
+    kernels = sorted({impl.kernel for impl in ours})  # CI's quick run: every kernel the plugins define or implement
     written, kept = [], []
     for path, text in files(root, table, factorbench, kernels).items():
         if path.exists() and not args.force:
@@ -220,7 +304,7 @@ def command(args) -> int:
         written.append(path)
     ignore = root / ".gitignore"
     if not ignore.exists():  # never rewritten, even with --force: it is the team's
-        ignore.write_text(".asv/\nreports/\nbuild/\n*.egg-info/\n")
+        ignore.write_text(".asv/\n.factorbench/\nreports/\nbuild/\n*.egg-info/\n")
         written.append(ignore)
     elif ".asv" not in ignore.read_text():
         errors.print("[yellow]note[/yellow]: add .asv/ (asv's environments and results) to .gitignore", highlight=False)
@@ -229,16 +313,19 @@ def command(args) -> int:
     for path in kept:
         errors.print(f"[yellow]kept[/yellow] {escape(str(path.relative_to(root)))} (exists; --force overwrites)",
                      highlight=False)
-    if not declared:
-        errors.print("[yellow]note[/yellow]: pyproject.toml declares no plugins; add your modules to "
-                     '[project.entry-points."factorbench.plugins"] so asv and the gate find them in each commit',
-                     highlight=False, soft_wrap=True)
+    if started is not None:
+        console.print(f"wrote {escape(started)}: your benchmarks, outside the package (named in pyproject.toml's "
+                      r"\[tool.factorbench] plugins)", highlight=False, soft_wrap=True)
     console.print(f"plugins loaded here: {', '.join(p.name for p in plugins) or 'none'}; benchmarks: "
                   f"{', '.join(f'{impl.kernel}/{impl.name}' for impl in ours) or 'none'}", highlight=False,
                   soft_wrap=True)
-    console.print(f"asv and CI install factorbench as: {escape(factorbench)}", highlight=False, soft_wrap=True)
+    console.print(f"asv and CI install factorbench as: {escape(factorbench)} (unless {REQUIREMENT_ENV} is set)",
+                  highlight=False, soft_wrap=True)
+    if where:
+        errors.print(f"[yellow]note[/yellow]: {escape(where)}", highlight=False, soft_wrap=True)
     console.print("next:\n"
-                  "  git add asv.conf.json benchmarks .github .gitignore && git commit -m 'factorbench benchmarks'\n"
+                  f"  git add asv.conf.json benchmarks .github .gitignore pyproject.toml{' bench' if started else ''} "
+                  "&& git commit -m 'factorbench benchmarks'\n"
                   "  asv machine --yes && asv run          # every benchmark at HEAD\n"
                   "  asv continuous main HEAD              # compare two commits\n"
                   "  factorbench gate main HEAD --mode callgrind   # instruction counts (CI's blocking gate)\n"

@@ -25,6 +25,9 @@ from factorbench.results.schema import Measurement, Status
 CALLS_NEEDED = 4
 """A measurement needs a warm-up call and at least three samples."""
 
+DEVIATES = "baseline library, deviates from the reference"
+"""How a baseline's row (``Paradigm(baseline_library=True)``) begins its reason where its output
+differs: it is timed and ranked as it is."""
 ExpectedFor = Callable[[dict], np.ndarray | None]
 """The trusted answer at the given params (computed once per size by the runner), or None
 when none could be computed (the row then says so)."""
@@ -64,7 +67,7 @@ def measure_case(spec: Kernel, impl: Implementation, settings: dict, params: dic
     if first:
         session.checks[key] = check(impl, options.seed, settings)
     check_result = session.checks[key]
-    if not check_result.ok:
+    if not check_result.ok and (check_result.raised or not impl.baseline_library):
         record = blank(spec, impl, settings, params, "failed" if check_result.raised else "wrong",
                        check_result.message, max_error=check_result.max_error, cold_call_s=check_result.cold_call_s)
     elif impl.untimed_reason:
@@ -101,7 +104,8 @@ def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, opt
     """Fit the size (unless ``check_result`` is None: a later round, at the first's size),
     time, and check one timed call's output at that size."""
     checked_error = check_result.max_error if check_result else 0.0
-    record = blank(spec, impl, settings, params, "ok", "",
+    deviation = f"{DEVIATES}: {check_result.message}" if check_result and not check_result.ok else ""
+    record = blank(spec, impl, settings, params, "ok", deviation,
                    cold_call_s=check_result.cold_call_s if check_result else None, max_error=checked_error)
     call = functools.partial(impl, **settings)
     if check_result is not None:
@@ -111,7 +115,8 @@ def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, opt
             return record
         if fitted.params is not params:
             record.params, record.requested_params = dict(fitted.params), dict(params)
-            record.reason = fitted.note.replace("the time budget", f"the {options.time_budget_s:g} s time budget")
+            record.reason = "; ".join(filter(None, [
+                record.reason, fitted.note.replace("the time budget", f"the {options.time_budget_s:g} s time budget")]))
     args = spec.make_args(record.params, np.random.default_rng(options.seed))
     digests = fingerprint(args)
     last_output: list = [None]
@@ -141,7 +146,10 @@ def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, opt
     last_output[0] = None
     record.checked_at_size = True
     record.max_error = max(checked_error, error)
-    if not ok:
+    if not ok and impl.baseline_library:
+        if not deviation:
+            record.reason = "; ".join(filter(None, [f"{DEVIATES} {why}", record.reason]))
+    elif not ok:
         record.status = "wrong"
         record.reason = "; ".join(filter(None, [why, record.reason]))
     return record

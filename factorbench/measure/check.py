@@ -28,37 +28,136 @@ class CheckResult:
     """True when the implementation raised instead of returning a wrong value."""
 
 
-def compare(expected: np.ndarray, actual, rtol: float, atol: float) -> tuple[bool, float, str]:
-    """(equal within tolerance, max relative error, why not)."""
+@dataclass(frozen=True)
+class Mismatch:
+    """How an output differs from the reference."""
+    kind: str
+    """The pattern, to group the cases that fail alike: shape, NaN pattern, infinity,
+    constant factor, constant offset, shifted, values."""
+    text: str
+    """The first differing index and values, how many differ, and the pattern's hint."""
+
+
+SYSTEMATIC = 1e-3
+"""A pattern counts as constant when each position's factor (or offset) is within this
+fraction of its distance from none (1, or 0) of the median's."""
+SHIFTS = (1, -1, 2, -2)
+"""Positions by which an output is tried against the reference shifted (a window's end
+instead of its start)."""
+
+
+def _index(flat: int, shape: tuple) -> str:
+    return str(flat) if len(shape) <= 1 else str(tuple(int(i) for i in np.unravel_index(flat, shape)))
+
+
+def _first(mask: np.ndarray, actual: np.ndarray, expected: np.ndarray) -> str:
+    where = int(np.flatnonzero(mask.ravel())[0])
+    return (f"first at index {_index(where, expected.shape)}: {float(actual.ravel()[where])!r} "
+            f"vs reference {float(expected.ravel()[where])!r}")
+
+
+def _constant(values: np.ndarray, none: float) -> float | None:
+    """The common value of ``values`` when they all share one (that is not ``none``)."""
+    if not values.size:
+        return None
+    middle = float(np.median(values))
+    if middle == none or not np.all(np.abs(values - middle) <= SYSTEMATIC * abs(middle - none)):
+        return None
+    return middle
+
+
+def _pattern(expected: np.ndarray, actual: np.ndarray, finite: np.ndarray, rtol: float, atol: float
+             ) -> tuple[str, str]:
+    """(kind, hint) of the values' systematic difference, or ("values", "")."""
+    zero = finite & (expected == 0)
+    nonzero = finite & ~zero
+    # zeros stay zero under a factor: they must match and cannot tell the factor
+    factor = (_constant(actual[nonzero] / expected[nonzero], 1.0)
+              if np.all(np.abs(actual[zero]) <= atol) else None)
+    if factor is not None:
+        return "constant factor", f"every value off by a constant factor {factor:.6g}"
+    offset = _constant(actual[finite] - expected[finite], 0.0)
+    if offset is not None:
+        return "constant offset", f"every value off by a constant {offset:+.6g}"
+    if expected.ndim == 1:
+        for shift in SHIFTS:
+            if abs(shift) >= expected.size:
+                continue
+            later, earlier = (actual[shift:], expected[:-shift]) if shift > 0 else (actual[:shift], expected[-shift:])
+            if np.allclose(later, earlier, rtol=rtol, atol=atol, equal_nan=True):
+                return "shifted", f"the reference shifted by {shift} position(s)"
+    return "values", ""
+
+
+def explain(expected: np.ndarray, actual, rtol: float, atol: float) -> tuple[float, Mismatch | None]:
+    """(max relative error, how ``actual`` differs or None when equal within tolerance):
+    per pattern (shape, NaN, infinities, values) the first differing index, its values and
+    how many differ, with a hint where the difference is systematic."""
     actual = np.asarray(actual)
+    dtype = (f" (output dtype {actual.dtype}, the reference's {expected.dtype})"
+             if actual.dtype != expected.dtype else "")
     if actual.shape != expected.shape:
-        return False, float("inf"), f"shape {actual.shape}, expected {expected.shape}"
+        return float("inf"), Mismatch("shape", f"shape {actual.shape}, expected {expected.shape}{dtype}")
     expected_nan, actual_nan = np.isnan(expected), np.isnan(actual)
-    if not np.array_equal(expected_nan, actual_nan):
-        where = int(np.flatnonzero((expected_nan != actual_nan).ravel())[0])
-        return False, float("inf"), (f"NaN pattern differs first at flat index {where}: "
-                                     f"{float(actual.ravel()[where])!r} vs reference {float(expected.ravel()[where])!r}")
+    finite = np.isfinite(expected) & np.isfinite(actual)
+    nan_differs = expected_nan != actual_nan
     # An infinity must be matched exactly (its difference with itself is NaN, not 0).
-    expected_inf = np.isinf(expected)
-    if expected_inf.any() or np.isinf(actual).any():
-        unequal = (np.isinf(actual) | expected_inf) & (actual != expected)
-        if unequal.any():
-            where = int(np.flatnonzero(unequal.ravel())[0])
-            return False, float("inf"), (f"infinity differs first at flat index {where}: "
-                                         f"{float(actual.ravel()[where])!r} vs reference {float(expected.ravel()[where])!r}")
-    finite = ~expected_nan & ~expected_inf
-    if not finite.any():
-        return True, 0.0, ""
+    inf_differs = (np.isinf(expected) | np.isinf(actual)) & (actual != expected) & ~expected_nan & ~actual_nan
     diff = np.abs(actual[finite] - expected[finite])
     scale = np.abs(expected[finite])
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(scale > 0, diff / scale, diff)
-    max_error = float(np.max(rel))
-    if not np.all(diff <= atol + rtol * scale):
-        worst = int(np.argmax(diff - rtol * scale))
-        return False, max_error, (f"value {actual[finite][worst]!r} vs reference {expected[finite][worst]!r} "
-                                  f"(relative error {max_error:.3g} > rtol {rtol:g})")
-    return True, max_error, ""
+    bad = np.zeros(expected.shape, dtype=bool)
+    bad[finite] = ~(diff <= atol + rtol * scale)
+    max_error = float("inf") if nan_differs.any() or inf_differs.any() else float(np.max(rel)) if rel.size else 0.0
+    parts: list[tuple[str, str]] = []
+    if nan_differs.any():
+        missing, extra = int((expected_nan & ~actual_nan).sum()), int((actual_nan & ~expected_nan).sum())
+        rule = ", ".join(filter(None, [f"{missing} of the reference's NaN not NaN here" if missing else "",
+                                       f"{extra} NaN where the reference is not" if extra else ""]))
+        parts.append(("NaN pattern", f"NaN pattern differs at {missing + extra} of {expected.size} positions, "
+                                     f"{_first(nan_differs, actual, expected)} ({rule}: the NaN rule differs)"))
+    if inf_differs.any():
+        parts.append(("infinity", f"infinity differs at {int(inf_differs.sum())} position(s), "
+                                  f"{_first(inf_differs, actual, expected)}"))
+    if bad.any():
+        kind, hint = _pattern(expected, actual, finite, rtol, atol)
+        parts.append((kind, f"{int(bad.sum())} of {int(finite.sum())} values differ, {_first(bad, actual, expected)} "
+                            f"(relative error up to {float(np.max(rel)):.3g} > rtol {rtol:g})"
+                            + (f": {hint}" if hint else "")))
+    if not parts:
+        return max_error, None
+    return max_error, Mismatch(parts[0][0], "; and ".join(text for _, text in parts) + dtype)
+
+
+def compare(expected: np.ndarray, actual, rtol: float, atol: float) -> tuple[bool, float, str]:
+    """(equal within tolerance, max relative error, why not)."""
+    max_error, mismatch = explain(expected, actual, rtol, atol)
+    return mismatch is None, max_error, mismatch.text if mismatch else ""
+
+
+MODIFIED = "modified"
+"""The kind of failure of an implementation that wrote into its input: it stops a check."""
+ALIKE_LABELS = 3
+"""Further cases named when several fail alike."""
+
+
+def summarize(failures: list[tuple[str, str, str]]) -> str:
+    """One line from (case label, kind, how) of every failing case: the first case of each
+    kind in full, then how many more failed alike."""
+    by_kind: dict[str, list[tuple[str, str]]] = {}
+    for label, kind, how in failures:
+        by_kind.setdefault(kind, []).append((label, how))
+    parts = []
+    for cases in by_kind.values():
+        (label, how), more = cases[0], [other for other, _ in cases[1:]]
+        alike = ""
+        if more:
+            named = ", ".join(f"'{other}'" for other in more[:ALIKE_LABELS]) + (", ..." if len(more) > ALIKE_LABELS
+                                                                                 else "")
+            alike = f" [{len(more)} more case(s) alike: {named}]"
+        parts.append(f"case '{label}': {how}{alike}")
+    return "; ".join(parts)
 
 
 @cache
@@ -69,12 +168,14 @@ def expected_outputs(kernel: str, seed: int) -> list[tuple[str, tuple, np.ndarra
 
 
 def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> CheckResult:
-    """Run ``impl`` (with ``settings`` as keywords) on every check case of its kernel;
-    stop at the first mismatch."""
+    """Run ``impl`` (with ``settings`` as keywords) on every check case of its kernel; every
+    mismatch is explained (cases failing alike once); a raise or a modified input stops
+    the check."""
     spec = get_kernel(impl.kernel)
     settings = settings or {}
     max_error = 0.0
     cold_call_s = None
+    failures: list[tuple[str, str, str]] = []
     for label, args, expected in expected_outputs(impl.kernel, seed):
         # order="K": an F-ordered check input must reach the implementation F-ordered.
         inputs = tuple(a.copy(order="K") if isinstance(a, np.ndarray) and a.flags.owndata else a for a in args)
@@ -82,18 +183,20 @@ def check(impl: Implementation, seed: int = 0, settings: dict | None = None) -> 
         try:
             actual = impl(*inputs, **settings)
         except Exception as exc:
-            return CheckResult(False, max_error, f"case '{label}': raised {type(exc).__name__}: {exc}",
-                              cold_call_s or 0.0, raised=True)
+            failures.append((label, "raised", f"raised {type(exc).__name__}: {exc}"))
+            return CheckResult(False, max_error, summarize(failures), cold_call_s or 0.0, raised=True)
         if cold_call_s is None:
             cold_call_s = time.perf_counter() - start
-        for before, after in zip(args, inputs):
-            if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
-                return CheckResult(False, max_error, f"case '{label}': modified its input", cold_call_s)
-        ok, error, why = compare(expected, actual, spec.rtol, spec.atol)
+        if any(isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True)
+               for before, after in zip(args, inputs)):
+            # stop: the next inputs may be views of what it wrote into
+            failures.append((label, MODIFIED, "modified its input"))
+            return CheckResult(False, max_error, summarize(failures), cold_call_s)
+        error, mismatch = explain(expected, actual, spec.rtol, spec.atol)
         max_error = max(max_error, error)
-        if not ok:
-            return CheckResult(False, max_error, f"case '{label}': {why}", cold_call_s)
-    return CheckResult(True, max_error, "", cold_call_s or 0.0)
+        if mismatch is not None:
+            failures.append((label, mismatch.kind, mismatch.text))
+    return CheckResult(not failures, max_error, summarize(failures), cold_call_s or 0.0)
 
 
 class UntrustedAnswer(Exception):

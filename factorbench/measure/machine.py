@@ -8,12 +8,15 @@ import platform
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import psutil
 from threadpoolctl import threadpool_info
 
+from factorbench.discovery import project_file
 from factorbench.measure import cgroups
+from factorbench.results.schema import CodeUnderTest
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                    "NUMEXPR_MAX_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
@@ -42,17 +45,48 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def git_commit() -> str | None:
-    """Commit of the checkout factorbench runs from (with '+dirty' for local changes)."""
-    here = Path(__file__).resolve().parent
+def checkout_state(folder: Path) -> tuple[str, bool] | None:
+    """(HEAD's sha, whether tracked files have uncommitted changes) of the git checkout
+    holding ``folder``; None outside one."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return commit + ("+dirty" if dirty else "")
+    return commit, bool(dirty)
+
+
+def git_commit() -> str | None:
+    """Commit of the checkout factorbench runs from (with '+dirty' for local changes)."""
+    state = checkout_state(Path(__file__).resolve().parent)
+    return None if state is None else state[0] + ("+dirty" if state[1] else "")
+
+
+def distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def code_under_test(start: Path | None = None) -> CodeUnderTest:
+    """The code a run measures: the project of the nearest pyproject.toml from ``start`` (the
+    current directory) upwards that names one, as installed, with its checkout's commit;
+    factorbench itself when there is none (its own implementations are what runs then)."""
+    path = project_file(start)
+    name = None
+    if path is not None:
+        try:
+            name = tomllib.loads(path.read_text()).get("project", {}).get("name")
+        except (OSError, tomllib.TOMLDecodeError):
+            name = None
+    folder = path.parent if path is not None and name else Path(__file__).resolve().parent
+    name = name or "factorbench"
+    state = checkout_state(folder)
+    return CodeUnderTest(package=name, version=distribution_version(name), commit=state[0] if state else "",
+                         dirty=state[1] if state else False, factorbench_version=distribution_version("factorbench"))
 
 
 def describe() -> dict:

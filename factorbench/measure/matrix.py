@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from typing import Literal
 
@@ -20,13 +20,14 @@ import numpy as np
 
 from factorbench.kernels import InputClass, Kernel
 from factorbench.kernels import kernel as get_kernel
-from factorbench.measure.check import CheckResult, check, compare
+from factorbench.measure.check import MODIFIED, CheckResult, check, explain, summarize
 from factorbench.registry import Implementation
 
 CORE = "core"
 """The class of the check inputs: the only one that decides whether a row is timed."""
 Outcome = Literal["pass", "wrong", "raises", "unavailable"]
-REASON_CHARS = 160
+REASON_CHARS = 800
+"""A cell's reason is cut here: every way its cases failed, each with its first index."""
 
 
 PROFILE_KEY = "correctness_profile"
@@ -41,7 +42,8 @@ class Cell:
     case: str = ""
     """The first case of the class that failed (empty when it passed)."""
     reason: str = ""
-    """How it failed, in one line."""
+    """How it failed, in one line: how the first case failed, then each other way a case
+    of the class failed, with its case and first differing index."""
     max_error: float | None = None
     first_bad_index: int | None = None
     """Flat index of the first output element that differs (wrong outcomes)."""
@@ -60,7 +62,8 @@ class Profile:
     paradigm: str
     settings: dict = field(default_factory=dict)
     ours: bool = True
-    """False for the library baselines: their deviations are findings, not failures."""
+    """False for the baseline libraries (``Paradigm(baseline_library=True)``): their deviations are
+    findings, not failures."""
     reason: str = ""
     """Why it is unavailable (empty when it ran)."""
     cells: list[Cell] = field(default_factory=list)
@@ -74,7 +77,7 @@ class Profile:
 
 
 def is_ours(impl: Implementation) -> bool:
-    return impl.paradigm != "library"
+    return not impl.baseline_library
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,9 @@ def first_bad_index(expected: np.ndarray, actual: np.ndarray, rtol: float, atol:
     return int(bad[0]) if bad.size else None
 
 
-def _run_case(call: Callable, spec: Kernel, cls: InputClass, args: tuple, case: Expected) -> Cell | None:
-    """None when the case passes, else the failing cell."""
+def _run_case(call: Callable, spec: Kernel, cls: InputClass, args: tuple, case: Expected) -> tuple[Cell, str] | None:
+    """None when the case passes, else the failing cell and its kind of failure (cases
+    failing alike are summarized once)."""
     inputs = tuple(_copy(a) for a in args)
     try:
         actual = call(*inputs)
@@ -146,23 +150,34 @@ def _run_case(call: Callable, spec: Kernel, cls: InputClass, args: tuple, case: 
             return None
         expected = f" (expected ValueError: {_short(case.error)})" if case.error is not None else ""
         return Cell(cls.name, "raises", case.label, f"{type(exc).__name__}: {message}{expected}",
-                    exception=type(exc).__name__, message=message)
+                    exception=type(exc).__name__, message=message), f"raises {type(exc).__name__}"
     if case.error is not None:
-        return Cell(cls.name, "wrong", case.label, f"returned a result; expected ValueError: {_short(case.error)}")
+        return Cell(cls.name, "wrong", case.label,
+                    f"returned a result; expected ValueError: {_short(case.error)}"), "no ValueError"
     for before, after in zip(args, inputs):
         if isinstance(before, np.ndarray) and before is not after and not np.array_equal(before, after, equal_nan=True):
-            return Cell(cls.name, "wrong", case.label, "modified its input")
+            return Cell(cls.name, "wrong", case.label, "modified its input"), MODIFIED
     assert case.output is not None
     actual = np.asarray(actual)
     rtol = spec.rtol if cls.rtol is None else cls.rtol
     atol = spec.atol if cls.atol is None else cls.atol
     if actual.dtype != np.float64:
-        return Cell(cls.name, "wrong", case.label, f"output dtype {actual.dtype}, expected float64")
-    ok, error, why = compare(case.output, actual, rtol, atol)
-    if ok:
+        return Cell(cls.name, "wrong", case.label, f"output dtype {actual.dtype}, expected float64"), "dtype"
+    error, mismatch = explain(case.output, actual, rtol, atol)
+    if mismatch is None:
         return None
-    return Cell(cls.name, "wrong", case.label, _short(why), max_error=error,
-                first_bad_index=first_bad_index(case.output, actual, rtol, atol))
+    return Cell(cls.name, "wrong", case.label, mismatch.text, max_error=error,
+                first_bad_index=first_bad_index(case.output, actual, rtol, atol)), mismatch.kind
+
+
+def _class_cell(name: str, failed: list[tuple[Cell, str]]) -> Cell:
+    """One class's cell: its first failing case, with every way its cases failed explained."""
+    if not failed:
+        return Cell(name, "pass")
+    first = failed[0][0]
+    reason = summarize([(cell.case, kind, cell.reason) for cell, kind in failed])
+    # The first case is the cell's own: its label is already in ``case``.
+    return replace(first, reason=_short(reason.removeprefix(f"case '{first.case}': ")))
 
 
 def profile(impl: Implementation, seed: int = 0, settings: dict | None = None,
@@ -195,9 +210,14 @@ def profile(impl: Implementation, seed: int = 0, settings: dict | None = None,
     for cls, cases in _class_cases(impl.kernel, seed):
         if wanted is not None and cls.name not in wanted:
             continue
-        failed = next((cell for (_, args), case in zip(cases, expected[cls.name])
-                       if (cell := _run_case(call, spec, cls, args, case)) is not None), None)
-        result.cells.append(failed or Cell(cls.name, "pass"))
+        failed: list[tuple[Cell, str]] = []
+        for (_, args), case in zip(cases, expected[cls.name]):
+            failure = _run_case(call, spec, cls, args, case)
+            if failure is not None:
+                failed.append(failure)
+                if failure[1] == MODIFIED:
+                    break  # the class's next inputs may be views of what it wrote into
+        result.cells.append(_class_cell(cls.name, failed))
     return result
 
 

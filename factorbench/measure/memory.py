@@ -98,9 +98,10 @@ def reset_peak_rss() -> None:
         pass
 
 
-def out_of_memory(how: str, peak: int | None, limit: str) -> str:
+def out_of_memory(how: str, peak: int | None, limit: str, peak_source: str = "") -> str:
     """A crashed row's reason: 'out of memory: <how>; peak RSS 1.9 GiB; limit: <limit>'."""
-    return f"out of memory: {how}; peak RSS {gib(peak) if peak else 'unknown'}; limit: {limit}"
+    peak_text = f"{gib(peak)}{f' ({peak_source})' if peak_source else ''}" if peak else "unknown"
+    return f"out of memory: {how}; peak RSS {peak_text}; limit: {limit}"
 
 
 def limit_address_space(extra_bytes: int) -> str:

@@ -37,6 +37,7 @@ import psutil
 from factorbench.kernels import Kernel
 from factorbench.measure import cgroups, threads
 from factorbench.measure.memory import limit_address_space, out_of_memory, peak_rss_bytes
+from factorbench.measure.options import RunOptions
 from factorbench.parallel import processes
 from factorbench.results.schema import Measurement, Status
 
@@ -69,7 +70,7 @@ class Worker:
         """``memory_limit``: the limit in words, for the reason of a worker the OOM killer ends."""
         self._memory_limit, self._oom_kills = memory_limit, cgroups.oom_kills()
         self.peak_rss_seen: int | None = None
-        self._computing = False
+        """The worker's peak RSS on its current case, as the runner last read it."""
         parent_in, child_out = os.pipe()
         child_in, parent_out = os.pipe()
         self._shm_before = _shm_names()
@@ -114,6 +115,7 @@ class Worker:
         started = time.perf_counter()
         paused = 0.0
         computing: tuple[dict, float] | None = None
+        self.peak_rss_seen = None  # the worker starts each case's high-water mark anew
         try:
             self._out.send_bytes(json.dumps(message).encode())
             while True:
@@ -167,7 +169,7 @@ class Worker:
             how = f"exited with status {code}"
         if code == -signal.SIGKILL and cgroups.oom_kills() != self._oom_kills:
             return out_of_memory("the OOM killer ended the worker (SIGKILL; the oom_kill count rose)",
-                                 self.peak_rss_seen, self._memory_limit) + " (peak: the runner's last reading)"
+                                 self.peak_rss_seen, self._memory_limit, "the runner's last reading")
         tail = self.stderr_tail()
         return f"worker {how}" + (f"; its last stderr lines: {tail}" if tail else "")
 
@@ -391,8 +393,6 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
         message = json.loads(conn_in.recv_bytes())
         if message.get("op") == "exit":
             return
-        from factorbench.measure.runner import RunOptions
-
         options = RunOptions(**message["options"])
         if options.memory_limit_bytes and not limited:
             session.memory_limit, limited = limit_address_space(options.memory_limit_bytes), True

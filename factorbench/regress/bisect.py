@@ -87,9 +87,11 @@ class Judge:
         helper = gate.callgrind_helper(self.cache)
         site = gate.build_commit(self.repo, commit, self.cache, self.console)
         self.console.print(f"[dim]counting instructions at {commit[:10]} under callgrind[/dim]")
-        counts = gate.count_instructions(self.repo, site, helper, self.regex, self.work / run)
-        self.counted.setdefault(key, counts)
-        return counts
+        counted = gate.count_instructions(self.repo, commit, site, helper, self.regex, self.work / run)
+        if counted.plugin_errors and not any(entry["status"] == "ok" for entry in counted.benchmarks.values()):
+            raise gate.GateError(counted.absent_reason())
+        self.counted.setdefault(key, counted.benchmarks)
+        return counted.benchmarks
 
     def rows(self, commit: str) -> list[gate.Row]:
         if self.mode == "wall":

@@ -28,6 +28,7 @@ Exit status: 0 no regression, 1 a regression (or a benchmark that fails only at 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import math
@@ -39,17 +40,21 @@ import sys
 import tarfile
 import tempfile
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from factorbench.discovery import PLUGIN_ENV, PluginError, env_plugins, project_plugins
+from factorbench.measure.machine import distribution_version
 from factorbench.regress import asv_adapter
 from factorbench.results import format as fmt
 from factorbench.results import verdict
+from factorbench.results.schema import CodeUnderTest
 
 MODES = ("wall", "callgrind")
 DEFAULT_FACTOR = 1.2
@@ -90,8 +95,6 @@ class Row:
         if self.before and self.after is not None and not math.isnan(self.before) and not math.isnan(self.after):
             return self.after / self.before
         return None
-
-
 
 
 # ---------------------------------------------------------------- repository and commits
@@ -431,9 +434,49 @@ def parse_callgrind_dumps(folder: Path, prefix: str) -> dict[str, int]:
     return counts
 
 
-def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern | None,
-                       work: Path) -> dict[str, dict]:
-    """Run every benchmark at its small size once under callgrind against the build in ``site``."""
+@dataclass
+class Counted:
+    """One commit's counts: ``{benchmark: {"status", "count" or "reason"}}``, the plugins that
+    could not be loaded against its build (a function the plugin uses did not exist yet),
+    and the code that was counted."""
+    benchmarks: dict[str, dict]
+    plugin_errors: dict[str, str]
+    code: CodeUnderTest
+
+    def absent_reason(self) -> str:
+        """Why a benchmark counted elsewhere has no count here."""
+        if self.plugin_errors:
+            return "; ".join(f"plugin {Path(spec).name} could not be loaded against this commit's build: {error}"
+                             for spec, error in self.plugin_errors.items())
+        return "not defined at this commit"
+
+
+def suite_path(repo: Path, work: Path) -> Path:
+    """A folder holding only a link to the work tree's benchmark suite: on the counted
+    process's path instead of the work tree, so nothing of the work tree's package can be
+    imported in place of the commit's build."""
+    folder = work / "suite"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / COUNTER.parent.name
+    if not link.exists():
+        link.symlink_to(repo / COUNTER.parent, target_is_directory=True)
+    return folder
+
+
+def work_tree_plugins(repo: Path) -> list[str]:
+    """The plugins named in the work tree's pyproject.toml ([tool.factorbench] plugins), as
+    absolute paths or module names: applied to every commit's build, as asv applies its
+    benchmarks/."""
+    try:
+        return project_plugins(repo)[0]
+    except PluginError as exc:
+        raise GateError(str(exc)) from None
+
+
+def count_instructions(repo: Path, commit: str, site: Path, helper: Path, regex: re.Pattern | None,
+                       work: Path) -> Counted:
+    """Run every benchmark at its small size once under callgrind against ``commit``'s build
+    in ``site``, with the plugins of the work tree."""
     work.mkdir(parents=True, exist_ok=True)
     listing = work / "benchmarks.json"
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
@@ -442,48 +485,84 @@ def count_instructions(repo: Path, site: Path, helper: Path, regex: re.Pattern |
                "--helper", str(helper), "--out", str(listing)]
     if regex is not None:
         command += ["--bench", regex.pattern]
+    plugins = [*work_tree_plugins(repo), *env_plugins()]
     # One thread per pool, and OpenMP threads that sleep rather than spin while they wait
     # (implementations asking for two threads get them): spinning adds counts that vary.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repo)]), "PYTHONHASHSEED": "0",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(suite_path(repo, work))]),
+           PLUGIN_ENV: os.pathsep.join(dict.fromkeys(plugins)), "PYTHONHASHSEED": "0",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
            "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", "KMP_BLOCKTIME": "0"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    # run outside the work tree: a pyproject.toml found from the current directory names no more plugins
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=work)
     if done.returncode != 0 or not listing.exists():
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise GateError(f"counting instructions failed (exit {done.returncode}):\n{tail}")
     found = json.loads(listing.read_text())
-    check_built_code(repo, site, found["modules"])
     counted = found["benchmarks"]
+    distribution = check_built_code(repo, site, found["modules"], counted)
     counts = parse_callgrind_dumps(work, "callgrind.out.")
     for entry in counted.values():
         if entry["status"] == "ok":
             entry["count"] = counts[entry.pop("label")]
-    return counted
+    return Counted(counted, found.get("plugin_errors", {}), CodeUnderTest(
+        package=distribution.metadata["Name"], version=distribution.version, commit=commit,
+        factorbench_version=distribution_version("factorbench")))
 
 
-def check_built_code(repo: Path, site: Path, modules: dict[str, str]) -> None:
-    """Refuse counts of code that is not the commit's build: factorbench in its own
-    checkout, otherwise the plugins (at least one from the build, none from the work tree)."""
-    def built(file: str) -> bool:
-        return Path(file).resolve().is_relative_to(site.resolve())
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
-    if project_name(repo) == "factorbench":
-        if not built(modules["factorbench"]):
-            raise GateError(f"the callgrind run imported factorbench from {modules['factorbench']}, not from the "
-                            f"build of the commit in {site}")
-        return
-    plugins = {name: file for name, file in modules.items() if name != "factorbench"}
-    outside = sorted(name for name, file in plugins.items()
-                     if not built(file) and Path(file).resolve().is_relative_to(repo.resolve()))
-    if outside or not any(built(file) for file in plugins.values()):
-        raise GateError("the callgrind run found no plugin in the build of the commit"
-                        + (f" (it imported {', '.join(outside)} from the work tree)" if outside else "")
-                        + f"; declare the package's modules in the entry point group factorbench.plugins of "
-                          f"{repo / 'pyproject.toml'}")
+
+def built_distribution(site: Path, name: str) -> importlib.metadata.Distribution:
+    """The distribution ``name`` in a commit's build."""
+    built = list(importlib.metadata.distributions(path=[str(site)]))
+    for distribution in built:
+        if canonical_name(distribution.metadata["Name"]) == canonical_name(name):
+            return distribution
+    raise GateError(f"the build in {site} holds no distribution {name!r} (it holds "
+                    f"{', '.join(d.metadata['Name'] for d in built) or 'nothing'}): the gate measures the project "
+                    f"named in the work tree's pyproject.toml")
+
+
+def top_level_modules(distribution: importlib.metadata.Distribution) -> set[str]:
+    """The importable top-level names a distribution installs."""
+    listed = distribution.read_text("top_level.txt")
+    if listed:
+        return set(listed.split())
+    names = set()
+    for file in distribution.files or ():
+        top = file.parts[0]
+        if len(file.parts) == 1 and not top.endswith(".py"):
+            continue
+        if top.endswith((".dist-info", ".data")) or top in ("__pycache__", "..", "bin"):
+            continue
+        names.add(top.removesuffix(".py"))
+    return names
+
+
+def check_built_code(repo: Path, site: Path, modules: dict[str, str],
+                     counted: dict[str, dict]) -> importlib.metadata.Distribution:
+    """Refuse counts of code that is not the commit's build: the measured package (the work
+    tree's project) must be imported from the build, never from anywhere else."""
+    name = project_name(repo)
+    if name is None:
+        raise GateError(f"{repo / 'pyproject.toml'} names no [project] name: the gate measures that distribution")
+    distribution = built_distribution(site, name)
+    imported = {top: modules[top] for top in sorted(top_level_modules(distribution)) if modules.get(top)}
+    for top, file in imported.items():
+        if not Path(file).resolve().is_relative_to(site.resolve()):
+            raise GateError(f"the callgrind run imported {top} from {file}, not from the build of the commit in "
+                            f"{site}")
+    if not imported and any(entry["status"] == "ok" for entry in counted.values()):
+        raise GateError(f"the benchmarks never imported {name}: their counts would not measure the commit; the "
+                        f"plugins named in {repo / 'pyproject.toml'} ([tool.factorbench] plugins) should import "
+                        "the code they measure from it")
+    return distribution
 
 
 def run_callgrind(repo: Path, base: str, head: str, regex: re.Pattern | None, threshold_pct: float,
-                  console: Console) -> list[Row]:
+                  console: Console) -> tuple[list[Row], dict[str, CodeUnderTest]]:
     """Count base, head, then base again: the second base count measures each benchmark's
     own drift, taken after head so a change in the machine's state between shows too."""
     cache = repo / ".asv" / "gate"
@@ -494,9 +573,28 @@ def run_callgrind(repo: Path, base: str, head: str, regex: re.Pattern | None, th
         for run, commit in enumerate((base, head, base)):
             console.print(f"[dim]counting instructions at {commit[:10]} under callgrind"
                           f"{' again, for the drift' if run == 2 else ''}[/dim]")
-            measured.append(count_instructions(repo, sites[commit], helper, regex, Path(tmp) / str(run)))
+            measured.append(count_instructions(repo, commit, sites[commit], helper, regex, Path(tmp) / str(run)))
     before, after, before_again = measured
-    return compare_counts(before, after, threshold_pct, before_again)
+    rows = compare_counts(before.benchmarks, after.benchmarks, threshold_pct, before_again.benchmarks)
+    for row in rows:
+        # a benchmark missing on one side: say why when its plugin could not be loaded there
+        if row.status == "new" and not row.note and before.plugin_errors:
+            row.note = f"not counted at {base[:10]}: {before.absent_reason()}"
+        elif row.status == "gone" and not row.note and after.plugin_errors:
+            row.note = f"not counted at {head[:10]}: {after.absent_reason()}"
+    return rows, {"base": before.code, "head": after.code}
+
+
+def commit_code(repo: Path, commit: str) -> CodeUnderTest:
+    """The code under test at ``commit`` without building it: the work tree's project, with
+    the version the commit's pyproject.toml states (empty when it is computed at build time)."""
+    done = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:pyproject.toml"], capture_output=True, text=True)
+    try:
+        version = tomllib.loads(done.stdout).get("project", {}).get("version", "") if done.returncode == 0 else ""
+    except tomllib.TOMLDecodeError:
+        version = ""
+    return CodeUnderTest(package=project_name(repo) or "", version=str(version), commit=commit,
+                         factorbench_version=distribution_version("factorbench"))
 
 
 # ---------------------------------------------------------------- entry point
@@ -511,6 +609,8 @@ class Verdict:
     head_name: str
     rule: str
     rows: list[Row]
+    code: dict[str, CodeUnderTest] = field(default_factory=dict)
+    """The code under test at "base" and at "head"."""
 
     @property
     def title(self) -> str:
@@ -525,6 +625,7 @@ class Verdict:
         return {"mode": self.mode, "base": self.base, "head": self.head, "base_name": self.base_name,
                 "head_name": self.head_name, "rule": self.rule, "title": self.title,
                 "regressions": self.regressions,
+                "code": {side: msgspec.to_builtins(code) for side, code in self.code.items()},
                 "rows": [{key: None if isinstance(value, float) and math.isnan(value) else value
                           for key, value in {**asdict(row), "ratio": row.ratio}.items()} for row in self.rows]}
 
@@ -549,17 +650,21 @@ def measure(base: str, head: str, *, mode: str = "wall", bench: str | None = Non
     base_sha, head_sha = resolve(repo, base), resolve(repo, head)
     if mode == "wall":
         rows = run_wall(repo, base_sha, head_sha, regex, factor, console)
+        code = {"base": commit_code(repo, base_sha), "head": commit_code(repo, head_sha)}
         rule = f"{LOW_PERCENTILE}th percentile slower by more than x{factor:g}, p < 0.002, twice"
     else:
-        rows = run_callgrind(repo, base_sha, head_sha, regex, threshold_pct, console)
+        rows, code = run_callgrind(repo, base_sha, head_sha, regex, threshold_pct, console)
         rule = (f"more than {threshold_pct:g}% more instructions (or {DRIFT_MARGIN:g}x the benchmark's own drift "
                 "at base, if larger)")
-    return Verdict(mode, base_sha, head_sha, base, head, rule, rows)
+    return Verdict(mode, base_sha, head_sha, base, head, rule, rows, code)
 
 
 def report(verdict: Verdict, console: Console, json_path: str | None = None) -> int:
     """Print the verdict (and write its JSON); 0 when nothing regressed, 1 otherwise."""
     print_rows(verdict.rows, verdict.title, console)
+    if verdict.code:
+        console.print("code under test: " + " -> ".join(escape(fmt.code_under_test(msgspec.to_builtins(code)))
+                                                       for code in verdict.code.values()), highlight=False)
     if json_path:
         Path(json_path).write_text(json.dumps(verdict.to_dict(), indent=1))
     failing = verdict.regressions

@@ -141,6 +141,7 @@ def _row_view(row: analysis.Row, rank: int, measured: dict, summaries) -> dict:
     fraction, floor_kind = floor_fraction(result, measured)
     return {
         "rank": rank, "best": row.best, "label": analysis.label(result), "paradigm": result["paradigm"],
+        "name": result["implementation"], "settings": analysis.label(result).removeprefix(result["implementation"]),
         "median": fmt.time(result["median"]), "spread": fmt.ci(result), "unstable": result.get("unstable") or [],
         "samples": len(result.get("times") or []),
         "elements_per_s": f"{analysis.elements_per_s(row):.3g}",
@@ -149,6 +150,7 @@ def _row_view(row: analysis.Row, rank: int, measured: dict, summaries) -> dict:
         "floor": fmt.pct(fraction), "floor_kind": floor_kind, "floor_fraction": fraction,
         "over_floor": bool(fraction and fraction > 1.05),
         "cold": fmt.time(result.get("cold_call_s")),
+        "peak_rss": fmt.size(result["peak_rss_bytes"]) if result.get("peak_rss_bytes") else "",
         "note": "; ".join(filter(None, [result.get("reason") or "", *(f"UNSTABLE: {why}" for why in
                                                                     result.get("unstable") or [])])),
         "summary": summaries.get((result["kernel"], result["implementation"]), ""),
@@ -339,6 +341,7 @@ def _machine_view(doc: dict) -> dict:
                              for f in bandwidth.get("floors") or []) + f" per {fmt.size(bandwidth.get('bytes'))}"
          if bandwidth.get("floors") else "not measured"),
         ("memory bound", _memory_bound(m.get("memory_bound"))),
+        ("code under test", fmt.code_under_test(doc.get("code"))),
         ("git commit", m.get("git_commit") or "unknown"),
         ("isolation", m.get("isolation") or "in-process (before isolated workers)"),
         ("frequency scaling", ", ".join(f"{k}={v}" for k, v in (m.get("frequency_scaling") or {}).items()
@@ -414,10 +417,11 @@ def render(doc: dict, source: str = "") -> str:
         statuses[result["status"]] += 1
     return _environment().get_template("report.html.j2").render(
         title="factorbench report", source=source, machine=_machine_view(doc),
+        code=fmt.code_under_test(doc.get("code")),
         summary=_summary_rows(case_views, cases), cases=case_views, scaling=_scaling_views(doc, colours),
         correctness=_correctness_views(doc),
         workloads=[_workload_view(s) for s in doc.get("workloads") or []],
-        reproduction=reproduction.claims(doc),
+        reproduction=claims if reproduction.comparable(claims := reproduction.claims(doc)) else [],
         statuses=dict(statuses), legend=sorted(set(colours) & {r["paradigm"] for r in doc["results"]}),
         colours=colours, generated=_now())
 
@@ -441,7 +445,8 @@ def render_comparison(before: dict, after: dict, names: tuple[str, str], factor:
         by_case[row["case"]].append(row)
     for case_rows in by_case.values():
         case_rows.sort(key=lambda r: -(r["ratio"] or 0))
-    fact_names = ("CPU", "cores", "memory", "OS", "Python", "memory bandwidth", "git commit", "started")
+    fact_names = ("code under test", "CPU", "cores", "memory", "OS", "Python", "memory bandwidth", "git commit",
+                  "started")
     machines = [dict(_machine_view(doc)["facts"]) for doc in (before, after)]
     facts = [(name, machines[0].get(name, "-"), machines[1].get(name, "-")) for name in fact_names]
     min_samples = min((len(r["times"]) for doc in (before, after) for r in doc["results"] if r["status"] == "ok"),

@@ -82,6 +82,7 @@ def summary(doc: dict, source: str = "") -> str:
     out = Writer()
     machine = doc.get("machine") or {}
     out.add(f"## factorbench run{f' ({cell(source)})' if source else ''}", "",
+            f"Code under test: {cell(fmt.code_under_test(doc.get('code')))}.", "",
             f"{cell(machine.get('cpu_model') or 'unknown CPU')}, {machine.get('logical_cores', '?')} logical cores. "
             "Speed-ups per element against the fastest baseline (loop, vectorised, library); "
             "spread: IQR / median; % of floor: the memory-bandwidth floor's time / median.", "")
@@ -108,6 +109,8 @@ def comparison(before: dict, after: dict, factor: float = COMPARE_FACTOR, alpha:
     slower = [r for r in rows if r["mark"] == "+"]
     out = Writer()
     out.add(f"## factorbench comparison: {cell(names[0])} → {cell(names[1])}", "",
+            f"Code under test: {cell(fmt.code_under_test(before.get('code')))} → "
+            f"{cell(fmt.code_under_test(after.get('code')))}.", "",
             f"{len(rows)} rows compared, **{len(slower)} slower**, {sum(r['mark'] == '-' for r in rows)} faster "
             f"(beyond x{factor:g} with p < {alpha:g}: Welch's t-test between rounds, Mann-Whitney on the samples of "
             "one-round runs); ratio = after / before, time per element; "

@@ -18,7 +18,8 @@ class Row:
     result: dict
     per_element_s: float
     speedup: dict[str, float | None] = field(default_factory=dict)
-    """Speed-up against the fastest ok row of each baseline paradigm, per element."""
+    """Speed-up against the fastest ok row of each baseline paradigm, per element; "library"
+    takes the plugins' baseline libraries too."""
     best: bool = False
     vs_one_process: float | None = None
     """Strong scaling: speed-up over the same implementation with processes=1, per element."""
@@ -56,6 +57,7 @@ def case_key(result: dict) -> str:
 
 def cases(doc: dict) -> list[Case]:
     """Group results by kernel and requested params; rank ok rows by time per element."""
+    libraries = baseline_libraries(doc)
     grouped: dict[str, list[dict]] = {}
     for result in doc["results"]:
         grouped.setdefault(case_key(result), []).append(result)
@@ -67,7 +69,8 @@ def cases(doc: dict) -> list[Case]:
         ranked.sort(key=lambda row: row.per_element_s)
         baselines: dict[str, Row | None] = {}
         for paradigm in BASELINE_PARADIGMS:
-            candidates = [row for row in ranked if row.result["paradigm"] == paradigm]
+            candidates = [row for row in ranked if row.result["paradigm"] == paradigm
+                          or (paradigm == "library" and (row.result["kernel"], row.result["implementation"]) in libraries)]
             baselines[paradigm] = candidates[0] if candidates else None
         for row in ranked:
             row.speedup = {paradigm: (base.per_element_s / row.per_element_s if base else None)
@@ -80,6 +83,13 @@ def cases(doc: dict) -> list[Case]:
         out.append(Case(kernel=first["kernel"], params=first.get("requested_params") or first["params"],
                         ranked=ranked, unranked=[r for r in results if r["status"] != "ok"]))
     return out
+
+
+def baseline_libraries(doc: dict) -> set[tuple[str, str]]:
+    """(kernel, implementation) of every baseline library the run checked, the plugins'
+    (``Paradigm(baseline_library=True)``) as well as the ``library`` paradigm's: the matrix marks
+    them not ours."""
+    return {(p["kernel"], p["implementation"]) for p in doc.get("correctness") or [] if not p.get("ours", True)}
 
 
 def _one_process_twin(row: Row, ranked: list[Row]) -> Row | None:

@@ -111,3 +111,16 @@ PROCESS_COLUMNS = {
     "sent/task": lambda row: _extra(row, "bytes_sent_per_task", size),
     "pool start-up": lambda row: _extra(row, "pool_startup_s", time),
 }
+
+
+def code_under_test(code: dict | None) -> str:
+    """What a results file, a gate's commit or a history point measured, in one line:
+    ``team-factors 0.2.0 at 1a2b3c4d5e (dirty); factorbench 0.1.0``."""
+    if not code or not code.get("package"):
+        return "not recorded"
+    text = " ".join(part for part in (code["package"], code.get("version")) if part)
+    if code.get("commit"):
+        text += f" at {code['commit'][:10]}" + (" (dirty)" if code.get("dirty") else "")
+    if code.get("factorbench_version"):
+        text += f"; factorbench {code['factorbench_version']}"
+    return text

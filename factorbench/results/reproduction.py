@@ -129,3 +129,9 @@ def claims(doc: dict) -> list[Claim]:
     """Every headline figure of the article, held against this run."""
     return [moving_average(doc), row_sums_order(doc), shared_memory_copies(doc), tick_throughput(doc),
             latency_p99(doc)]
+
+
+def comparable(claims_: list[Claim]) -> bool:
+    """Whether the run holds any of the article's figures: a run of other kernels only (a
+    plugin's) has nothing to say about them, and its report leaves the table out."""
+    return any(claim.verdict != NOT_COMPARABLE for claim in claims_)

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import msgspec
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 Status = Literal["ok", "wrong", "failed", "skipped", "timeout", "crashed"]
 """wrong: output differs from the trusted answer (or the input was modified); failed: it
 raised; timeout: too slow for the budget, or killed at the deadline; crashed: its worker
@@ -133,6 +133,21 @@ class MatrixProfile(msgspec.Struct, kw_only=True):
     cells: list[MatrixCell] = []
 
 
+class CodeUnderTest(msgspec.Struct, kw_only=True):
+    """What code a run, a gate's commit or a history point measured (absent before version 4)."""
+
+    package: str = ""
+    """The measured distribution: the project of the repository measured (factorbench itself
+    in its own checkout, or with no project around)."""
+    version: str = ""
+    commit: str = ""
+    """Full git sha of the measured code; "" outside a git repository."""
+    dirty: bool = False
+    """The work tree had uncommitted changes to tracked files (a gate's builds never do)."""
+    factorbench_version: str = ""
+    """The factorbench that measured it."""
+
+
 class ResultsFile(msgspec.Struct):
     schema_version: int
     machine: dict[str, Any]
@@ -141,6 +156,8 @@ class ResultsFile(msgspec.Struct):
     workloads: list[WorkloadSection] = []
     correctness: list[MatrixProfile] = []
     """The correctness matrix of every implementation the run checked (absent in older files)."""
+    code: CodeUnderTest | None = None
+    """The code under test (absent in files before version 4)."""
 
 
 def json_schema() -> dict:

@@ -162,8 +162,9 @@ ENGINES = {
                      requires=("pyarrow",)),
     "numpy": Engine("numpy", "NumPy over symbol-sorted segments (bottleneck, scipy lfilter)",
                     _arrays_compute("numpy"), _factors_to_frame, requires=("pyarrow",)),
-    "numba": Engine("numba", "Numba: counting sort by symbol, loops over segments, counting sort by bucket",
-                    columnar.compute_files, _factors_to_frame, requires=("pyarrow", "numba"), staged=True),
+    "numba": Engine("numba", "Numba on every thread: counting sort by symbol, loops over segments, "
+                    "radix sort within buckets", columnar.compute_files, _factors_to_frame,
+                    requires=("pyarrow", "polars", "numba"), staged=True),
     "dask": Engine("dask", "Dask DataFrame over the Parquet files: shuffle by symbol, then by bucket",
                    _dask_compute, _frame_as_is, requires=("pyarrow", "dask.dataframe"),
                    session=dask_scheduler),
