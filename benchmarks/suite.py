@@ -177,7 +177,7 @@ def checked(case: Benchmark) -> None:
     if not case.impl.available:
         raise NotImplementedError(f"{case.label} is unavailable: {case.impl.reason}")
     result = check(case.impl, SEED, case.settings)
-    if not result.ok and (result.raised or not case.impl.baseline):  # a baseline's deviation is timed
+    if not result.ok and (result.raised or not case.impl.baseline_library):  # a baseline's deviation is timed
         raise ImplementationError("failed" if result.raised else "wrong",
                                   f"{case.label} failed the correctness check: {result.message}")
 
@@ -215,7 +215,7 @@ def checked_at_size(case: Benchmark, params_key: tuple) -> None:
         raise ImplementationError("failed", f"{case.label} raised at {fb_params(params)}: "
                                             f"{type(exc).__name__}: {exc}") from exc
     ok, _, why = check_at_size(spec, actual, expected, args, digests)
-    if not ok and not case.impl.baseline:
+    if not ok and not case.impl.baseline_library:
         raise ImplementationError("wrong", f"{case.label} is wrong at {fb_params(params)}: {why}")
 
 

@@ -98,10 +98,10 @@ class Implementation:
         return self.reason is None
 
     @property
-    def baseline(self) -> bool:
+    def baseline_library(self) -> bool:
         """A baseline library's function (see ``Paradigm``): its deviations from the
         reference are findings, noted beside its timings, not failures."""
-        return self.paradigm_obj.baseline if self.paradigm_obj else False
+        return self.paradigm_obj.baseline_library if self.paradigm_obj else False
 
     @property
     def untimed_reason(self) -> str | None:
@@ -130,11 +130,11 @@ class Paradigm:
                  probe: Callable[[], str | None] | None = None,
                  untimed: Callable[[], str | None] | None = None,
                  countable: bool | Callable[[dict], bool] = True, uncountable_why: str = "",
-                 baseline: bool = False):
+                 baseline_library: bool = False):
         """``untimed`` returns why the runner should gate but not time the paradigm here
         (e.g. a GPU paradigm running in a CPU simulator), or None.
 
-        ``baseline``: the paradigm wraps an existing library whose definition may differ
+        ``baseline_library``: the paradigm wraps an existing library whose definition may differ
         from the kernel's (its NaN rule, an adjusted EMA). Its implementations are timed,
         ranked and gated even where they deviate from the reference, with the deviation
         noted beside the timings; only raising fails them.
@@ -150,7 +150,7 @@ class Paradigm:
         self._untimed = untimed
         self._countable = countable
         self._uncountable_why = uncountable_why
-        self.baseline = baseline
+        self.baseline_library = baseline_library
         self.implementations: list[Implementation] = []
 
     @cached_property

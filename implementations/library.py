@@ -11,7 +11,8 @@ import numpy as np
 from factorbench.impls._support import arrays
 from factorbench.registry import Paradigm
 
-PARADIGM = Paradigm("library", "an existing library's function (bottleneck, pandas)", rank=90, baseline=True)
+PARADIGM = Paradigm("library", "an existing library's function (bottleneck, pandas)", rank=90,
+                    baseline_library=True)
 
 
 @PARADIGM.implements("sma", name="bottleneck", requires=["bottleneck"])

@@ -286,6 +286,7 @@ def bisect_cli(clone, good, bad):
     return factorbench("bisect", good, bad, "--bench", BENCH, columns=200, cwd=clone, timeout=900)
 
 
+@pytest.mark.slow  # walks a git history
 def test_bisect_names_the_commit_that_regressed(history):
     clone, ids = history
     done = bisect_cli(clone, ids["c1"], ids["c5"])
@@ -298,6 +299,7 @@ def test_bisect_names_the_commit_that_regressed(history):
     assert 1.2 < ratio < 2.0, line
 
 
+@pytest.mark.slow  # walks a git history
 def test_bisect_over_a_range_without_regression(history):
     clone, ids = history
     done = bisect_cli(clone, ids["c1"], ids["c2"])
@@ -305,6 +307,7 @@ def test_bisect_over_a_range_without_regression(history):
     assert "no regression between" in done.stdout
 
 
+@pytest.mark.slow  # walks a git history
 def test_bisect_skips_a_commit_that_does_not_build(history, tmp_path):
     clone, ids = history
     summary = tmp_path / "summary.md"

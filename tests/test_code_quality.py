@@ -58,3 +58,15 @@ def test_implementations_import_only_the_plugin_api_and_parallel_plumbing():
                         and name != "factorbench":
                     offending.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
     assert not offending, "\n".join(offending)
+
+
+def test_only_the_process_module_signals_processes():
+    """parallel/processes.py ends what factorbench starts; a second, hand-written kill
+    loop is how a descendant gets left behind."""
+    signalling = ("os.kill(", "os.killpg(", ".send_signal(", ".terminate()", ".kill()", "wait_procs(")
+    offending = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+                 for folder in ("factorbench", "implementations") for path in sorted((ROOT / folder).rglob("*.py"))
+                 if path != ROOT / "factorbench" / "parallel" / "processes.py"
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if any(call in line.replace("self.kill()", "") for call in signalling)]  # Worker.kill delegates
+    assert not offending, "\n".join(offending)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from test_memory import fake_sysfs
 
+pytestmark = pytest.mark.slow  # builds and runs a container image
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "container.sh"
 IMAGE = "localhost/factorbench:test"

@@ -178,6 +178,7 @@ def cluster(tmp_path_factory):
         factorbench("cluster", "stop", "--state", str(state))
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_cluster_start_prints_the_address_and_dashboard(cluster):
     assert f"Dask cluster up at {cluster['address']} (2 workers x 1 threads" in cluster["stdout"]
     assert "dashboard: http://127.0.0.1:" in cluster["stdout"]
@@ -185,6 +186,7 @@ def test_cluster_start_prints_the_address_and_dashboard(cluster):
     assert done.returncode == 0 and "2 workers (2 threads) connected" in done.stdout
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_a_second_start_is_refused(cluster, tmp_path):
     again = factorbench("cluster", "start", "--port", str(free_port()), "--state", str(cluster["state"]))
     assert again.returncode == 2
@@ -195,6 +197,7 @@ def test_a_second_start_is_refused(cluster, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["gram_colsum", "sma"])
+@pytest.mark.slow  # starts a Dask cluster
 def test_kernels_on_the_cluster_match_the_reference(cluster, name):
     impl = implementation(name, "dask")
     result = check(impl, settings={"scheduler": cluster["address"], "chunk_size": "auto"})
@@ -202,6 +205,7 @@ def test_kernels_on_the_cluster_match_the_reference(cluster, name):
     assert impl.metrics()["workers"] == 2
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_as_default_sends_plain_compute_calls_to_the_cluster(cluster):
     import dask.array as da
 
@@ -211,6 +215,7 @@ def test_as_default_sends_plain_compute_calls_to_the_cluster(cluster):
     assert set(pids.tolist()) <= workers and os.getpid() not in workers
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_a_worker_killed_mid_computation_is_rescheduled_and_the_answer_is_right(cluster, monkeypatch):
     """The nanny restarts the killed worker and the scheduler reruns its tasks (a task is
     given up only after killing allowed-failures = 3 workers): the call must neither hang
@@ -246,6 +251,7 @@ def test_a_worker_killed_mid_computation_is_rescheduled_and_the_answer_is_right(
     assert ok, why
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_stop_ends_exactly_the_cluster_and_leaves_nothing(cluster):
     schedulers.close_all()  # as this process would at exit: no client left retrying the stopped scheduler
     processes = [psutil.Process(entry["pid"]) for entry in cluster["processes"]]

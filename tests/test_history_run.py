@@ -232,7 +232,7 @@ def test_history_run_measures_every_commit_with_the_work_trees_benchmarks(team, 
     assert (latest.package, latest.package_version, latest.subject, latest.dirty) == (
         "tiny-factors", "0.3.0", "c11: version 0.3.0", False)
     # one build per distinct build input: c03, c07 and c09 change only the README
-    assert "12 commits, 9 distinct builds (9 built now), 12 measured in " in done.stdout, done.stdout[-2000:]
+    assert "12 commits, 9 distinct builds (" in done.stdout and ", 12 measured in " in done.stdout, done.stdout[-2000:]
 
 
 def test_history_run_again_stores_nothing_new_and_steps_spread_over_the_range(team, history):
@@ -290,3 +290,43 @@ def test_history_run_on_a_dask_cluster_stores_the_same_points(team, history, tmp
                       "--store", str(tmp_path / "none.sqlite"), cwd=repo, env=env)
     assert unreachable.returncode == 2 and unreachable.stderr.startswith("error: Dask scheduler tcp://127.0.0.1:"), (
         unreachable.stderr)
+
+
+def changes(store, *args, cwd, env):
+    out = Path(store).with_suffix(f".{len(args)}.json")
+    done = cli("history", "changes", "--store", str(store), "--json", str(out), *args, cwd=cwd, env=env)
+    found = json.loads(out.read_text()) if out.exists() else None
+    return done, found
+
+
+def test_history_changes_finds_the_slowdown_and_its_undoing_at_their_commits(team, history):
+    repo, ids, env = team
+    store, _ = history
+    done, found = changes(store, cwd=repo, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [(c["previous_commit"], c["commit"], c["regression"]) for c in found] == [
+        (ids["c05"], ids["c06"], True), (ids["c09"], ids["c10"], False)], found
+    assert 0.3 < found[0]["magnitude"] < 0.8 and -0.45 < found[1]["magnitude"] < -0.2, found
+    # CI after the undoing: nothing newer than c09 regressed
+    done, _ = changes(store, "--fail-on", "regression", "--since", ids["c09"], cwd=repo, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_a_regression_not_undone_fails_and_bisect_narrows_its_unmeasured_range(team, tmp_path):
+    """Three runs leave c05 and c06 unmeasured: the change point's range is c04..c07 until
+    --bisect names c06; the regression fails CI until c10 undoes it."""
+    repo, ids, env = team
+    store = tmp_path / "partial.sqlite"
+    for span in (f"{ids['c01']}..{ids['c04']}", f"{ids['c06']}..{ids['c09']}"):
+        done = cli("history", "run", span, "--store", str(store), cwd=repo, env=env)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done, found = changes(store, "--fail-on", "regression", "--bisect", cwd=repo, env=env)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    (change,) = found
+    assert (change["previous_commit"], change["commit"], change["regression"]) == (ids["c04"], ids["c07"], True)
+    assert change["narrowed_to"] == ids["c06"], change
+    assert f"first regressed commit: {ids['c06'][:10]} c06: rolling_sum checks its totals" in change["bisect"]
+    done = cli("history", "run", f"{ids['c09']}..{ids['c12']}", "--store", str(store), cwd=repo, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done, found = changes(store, "--fail-on", "regression", "--since", ids["c09"], cwd=repo, env=env)
+    assert done.returncode == 0 and [c["commit"] for c in found] == [ids["c10"]], done.stdout[-3000:]

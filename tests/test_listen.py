@@ -12,6 +12,8 @@ import urllib.request
 import psutil
 import pytest
 
+pytestmark = pytest.mark.slow  # starts Dask clusters and servers
+
 LOOPBACK = {"127.0.0.1", "::1"}
 
 

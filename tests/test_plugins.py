@@ -206,6 +206,7 @@ def team_repo(tmp_path_factory):
     return repo, env
 
 
+@pytest.mark.slow  # builds a team repository with git
 def test_run_quick_in_the_team_repository_checks_and_ranks_its_kernel(team_repo):
     repo, env = team_repo
     done = cli("run", "--quick", "--kernel", "zscore", "--json", "r.json", cwd=repo, env=env)
@@ -217,6 +218,7 @@ def test_run_quick_in_the_team_repository_checks_and_ranks_its_kernel(team_repo)
     assert ranked == [r["implementation"] for r in sorted(results, key=lambda r: r["median"])]
 
 
+@pytest.mark.slow  # builds a team repository with git
 def test_asv_runs_the_generated_suite_of_the_team_repository(team_repo):
     repo, env = team_repo
     subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=repo, capture_output=True, timeout=60)
@@ -230,6 +232,7 @@ def test_asv_runs_the_generated_suite_of_the_team_repository(team_repo):
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)")
+@pytest.mark.slow  # builds a team repository with git
 def test_gate_in_the_team_repository_names_exactly_the_slower_implementation(team_repo, tmp_path):
     repo, env = team_repo
     impl = repo / "team_factors" / "numpy_paradigm.py"
@@ -258,7 +261,7 @@ def test_gate_in_the_team_repository_names_exactly_the_slower_implementation(tea
 BASELINE_PLUGIN = '''
 import factorbench as fb
 
-PARADIGM = fb.Paradigm("team-bottleneck", "bottleneck as the team calls it", baseline=True)
+PARADIGM = fb.Paradigm("team-bottleneck", "bottleneck as the team calls it", baseline_library=True)
 
 
 @PARADIGM.implements("sma", name="move-mean-skipnan", requires=["bottleneck"])
@@ -275,6 +278,7 @@ def sma(x, window):
 def test_a_baseline_library_with_another_nan_rule_is_checked_timed_ranked_and_gated(tmp_path):
     pytest.importorskip("bottleneck")
     from factorbench.measure.case import DEVIATES
+    from factorbench.results import analysis
 
     (tmp_path / "baseline.py").write_text(BASELINE_PLUGIN)
     done = cli("check", "--kernel", "sma", "--paradigm", "team-bottleneck", "--plugin", "baseline.py", cwd=tmp_path)
@@ -289,6 +293,9 @@ def test_a_baseline_library_with_another_nan_rule_is_checked_timed_ranked_and_ga
     assert row["reason"].startswith(f"{DEVIATES}: case 'NaN first'") and "NaN" in row["reason"]
     table = [line for line in done.stdout.splitlines() if "move-mean-skipnan" in line]
     assert table and DEVIATES[:20] in done.stdout, done.stdout  # ranked, with its note
+    (case,) = analysis.cases(doc)
+    assert {row.result["implementation"] for row in case.ranked} >= {"move-mean-skipnan", "vectorized-cumsum"}
+    assert all(row.speedup["library"] is not None for row in case.ranked)  # "vs best library" is against it
     # The suite the gate times: a baseline is timed at benchmark size, not refused as wrong.
     code = ("from factorbench.benchmarks.suite import benchmarks, prepare\n"
             "case = next(c for c in benchmarks('sma') if c.impl.name == 'move-mean-skipnan')\n"

@@ -22,6 +22,7 @@ from factorbench.measure import floors as fb_floors
 from factorbench.measure.runner import RunOptions, run
 from factorbench.profiling import MEMORY_PEAK_KEY, unavailable_tools
 from factorbench.report import html as report
+from factorbench.report import markdown
 from factorbench.results import analysis, compare
 from factorbench.results.schema import ResultsError, load, write
 
@@ -386,3 +387,22 @@ def test_no_table_of_the_report_is_cut_at_1400_px(measured, tmp_path):
     found = re.search(r'data-cut="([^"]*)"', done.stdout)
     assert found, done.stderr[-2000:]
     assert json.loads(found.group(1).replace("&quot;", '"')) == []
+
+
+def test_results_record_the_code_under_test_and_reports_show_it(measured, rendered, tmp_path):
+    _, doc = measured
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    code = doc["code"]
+    assert (code["package"], code["commit"]) == ("factorbench", head)  # run inside factorbench's own checkout
+    assert code["version"] and code["factorbench_version"] and isinstance(code["dirty"], bool)
+    shown = f"factorbench {code['version']} at {head[:10]}"
+    assert shown in rendered.split("</header>")[0]
+    after = {**copy.deepcopy(doc), "code": {**code, "package": "team-factors", "version": "0.2.0", "dirty": True}}
+    before_path, after_path = tmp_path / "before.json", tmp_path / "after.json"
+    write(before_path, doc)
+    write(after_path, after)
+    assert main(["report", str(before_path), str(after_path), "-o", str(tmp_path / "cmp.html")]) == 0
+    page = (tmp_path / "cmp.html").read_text()
+    assert shown in page and f"team-factors 0.2.0 at {head[:10]} (dirty)" in page
+    text = markdown.comparison(doc, after)
+    assert f"Code under test: {shown}" in text and f"team-factors 0.2.0 at {head[:10]} (dirty)" in text

@@ -17,6 +17,8 @@ from factorbench.parallel import flink, processes
 from factorbench.workloads.risk import isolated, stream
 from factorbench.workloads.risk.flink_run import run_job
 
+pytestmark = pytest.mark.slow  # starts Flink clusters (JVMs)
+
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 
 

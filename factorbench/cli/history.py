@@ -98,6 +98,9 @@ def add_changes(commands) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the change points here")
     parser.add_argument("--markdown", metavar="PATH", help="also write them as GitHub Markdown here; appended to "
                                                            "$GITHUB_STEP_SUMMARY whenever that is set")
+    parser.add_argument("--bisect", action="store_true",
+                        help="narrow each regression of a callgrind series whose commit range spans commits that "
+                             "were not measured (history run --steps) to one commit, with factorbench bisect")
     add_store_option(parser)
 
 
@@ -139,8 +142,10 @@ def changes(args) -> int:
 
     found, series = load_changes(args)
     print_changes(found, len(series))
+    narrowed = bisect_changes(found) if args.bisect else {}
     if args.json:
-        Path(args.json).write_text(json.dumps([change.to_dict() for change in found], indent=1))
+        Path(args.json).write_text(json.dumps([{**change.to_dict(), **narrowed.get(id(change), {})}
+                                               for change in found], indent=1))
         say(f"json: {args.json}")
     if args.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
         text = render.changes_markdown(found, len(series))
@@ -150,6 +155,24 @@ def changes(args) -> int:
         append_step_summary(text)
     regressions = [change for change in found if change.regression]
     return 1 if args.fail_on == "regression" and regressions else 0
+
+
+def bisect_changes(found) -> dict[int, dict]:
+    """Each regression whose range spans unmeasured commits, narrowed by bisect: {id(change):
+    {"narrowed_to": sha or "", "bisect": its message}}."""
+    from factorbench.history.run import narrow
+    from factorbench.regress.gate import GateError
+
+    narrowed = {}
+    for change in found:
+        try:
+            outcome = narrow(change, cwd=repo_root(), console=console)
+        except GateError as exc:
+            raise UsageError(str(exc).strip().splitlines()[0]) from None
+        if outcome is not None:
+            say(f"{change.benchmark} ({change.previous_commit[:8]}..{change.commit[:8]}): {outcome.message}")
+            narrowed[id(change)] = {"narrowed_to": outcome.commit, "bisect": outcome.message}
+    return narrowed
 
 
 def print_changes(found, series_count: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import re
 import subprocess
 import tempfile
 import time
@@ -28,7 +29,7 @@ from rich.markup import escape
 
 from factorbench.history.store import Point, Store
 from factorbench.parallel.schedulers import CONNECT_TIMEOUT_S, check_reachable
-from factorbench.regress import gate
+from factorbench.regress import bisect, gate
 from factorbench.regress.gate import Counted, GateError
 
 MODES = ("callgrind",)
@@ -265,3 +266,26 @@ def run(spec: str, store: Store, *, steps: int | None = None, bench: str | None 
         outcome.stored += store.add(points)
         outcome.points += len(points)
     return outcome
+
+
+@dataclass
+class Narrowed:
+    """A change point's commit range after bisecting the commits history run skipped."""
+    commit: str
+    """The first commit with the new level, where the search narrowed to one; else ""."""
+    message: str
+
+
+def narrow(change, cwd: Path | None = None, console: Console | None = None) -> Narrowed | None:
+    """Bisect a regression whose range (``change.previous_commit``..``change.commit``) spans
+    commits that were not measured; None when there is nothing to narrow (one commit, or
+    not a regression of a callgrind series, the only ones whose counts bisect can repeat)."""
+    if not change.regression or change.mode != "callgrind":
+        return None
+    repo = gate.checkout_root(cwd or Path.cwd())
+    between = bisect.commits_between(repo, change.previous_commit, change.commit)
+    if len(between) <= 1:
+        return None
+    outcome = bisect.bisect(change.previous_commit, change.commit, bench=f"^{re.escape(change.benchmark)}$",
+                            mode="callgrind", cwd=repo, console=console or Console(quiet=True))
+    return Narrowed(outcome.culprit.commit if outcome.culprit else "", outcome.message)

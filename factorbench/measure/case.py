@@ -26,7 +26,7 @@ CALLS_NEEDED = 4
 """A measurement needs a warm-up call and at least three samples."""
 
 DEVIATES = "baseline library, deviates from the reference"
-"""How a baseline's row (``Paradigm(baseline=True)``) begins its reason where its output
+"""How a baseline's row (``Paradigm(baseline_library=True)``) begins its reason where its output
 differs: it is timed and ranked as it is."""
 ExpectedFor = Callable[[dict], np.ndarray | None]
 """The trusted answer at the given params (computed once per size by the runner), or None
@@ -67,7 +67,7 @@ def measure_case(spec: Kernel, impl: Implementation, settings: dict, params: dic
     if first:
         session.checks[key] = check(impl, options.seed, settings)
     check_result = session.checks[key]
-    if not check_result.ok and (check_result.raised or not impl.baseline):
+    if not check_result.ok and (check_result.raised or not impl.baseline_library):
         record = blank(spec, impl, settings, params, "failed" if check_result.raised else "wrong",
                        check_result.message, max_error=check_result.max_error, cold_call_s=check_result.cold_call_s)
     elif impl.untimed_reason:
@@ -146,7 +146,7 @@ def _timed(spec: Kernel, impl: Implementation, settings: dict, params: dict, opt
     last_output[0] = None
     record.checked_at_size = True
     record.max_error = max(checked_error, error)
-    if not ok and impl.baseline:
+    if not ok and impl.baseline_library:
         if not deviation:
             record.reason = "; ".join(filter(None, [f"{DEVIATES} {why}", record.reason]))
     elif not ok:

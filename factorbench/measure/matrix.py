@@ -62,7 +62,7 @@ class Profile:
     paradigm: str
     settings: dict = field(default_factory=dict)
     ours: bool = True
-    """False for the baseline libraries (``Paradigm(baseline=True)``): their deviations are
+    """False for the baseline libraries (``Paradigm(baseline_library=True)``): their deviations are
     findings, not failures."""
     reason: str = ""
     """Why it is unavailable (empty when it ran)."""
@@ -77,7 +77,7 @@ class Profile:
 
 
 def is_ours(impl: Implementation) -> bool:
-    return not impl.baseline
+    return not impl.baseline_library
 
 
 @dataclass(frozen=True)

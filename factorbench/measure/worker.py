@@ -37,6 +37,7 @@ import psutil
 from factorbench.kernels import Kernel
 from factorbench.measure import cgroups, threads
 from factorbench.measure.memory import limit_address_space, out_of_memory, peak_rss_bytes
+from factorbench.measure.options import RunOptions
 from factorbench.parallel import processes
 from factorbench.results.schema import Measurement, Status
 
@@ -392,8 +393,6 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
         message = json.loads(conn_in.recv_bytes())
         if message.get("op") == "exit":
             return
-        from factorbench.measure.runner import RunOptions
-
         options = RunOptions(**message["options"])
         if options.memory_limit_bytes and not limited:
             session.memory_limit, limited = limit_address_space(options.memory_limit_bytes), True

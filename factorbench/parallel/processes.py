@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import psutil
@@ -39,6 +40,19 @@ def end(processes: list[psutil.Process], grace_s: float = 5.0, first: signal.Sig
             process.kill()
     psutil.wait_procs(alive, timeout=5)
     return alive
+
+
+def end_child(child: subprocess.Popen, grace_s: float = 5.0, first: signal.Signals = signal.SIGINT) -> None:
+    """End a child whose output comes through pipes: ``first`` to it (SIGINT lets a Python
+    child close what it started), its pipes drained for up to ``grace_s`` so it cannot block
+    on a full one, then SIGKILL to whatever of its family is left; reaped."""
+    members = family(child.pid)
+    with contextlib.suppress(ProcessLookupError):
+        child.send_signal(first)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.communicate(timeout=grace_s)
+    end(members, 0, first=None)
+    child.communicate()
 
 
 def kill_group(pgid: int) -> None:

@@ -87,7 +87,7 @@ def cases(doc: dict) -> list[Case]:
 
 def baseline_libraries(doc: dict) -> set[tuple[str, str]]:
     """(kernel, implementation) of every baseline library the run checked, the plugins'
-    (``Paradigm(baseline=True)``) as well as the ``library`` paradigm's: the matrix marks
+    (``Paradigm(baseline_library=True)``) as well as the ``library`` paradigm's: the matrix marks
     them not ours."""
     return {(p["kernel"], p["implementation"]) for p in doc.get("correctness") or [] if not p.get("ours", True)}
 

@@ -17,7 +17,8 @@ import sys
 import time
 import traceback
 
-from factorbench.workloads.ticks.isolated import _end, _exit_with_parent, peak_rss_bytes, reset_peak_rss
+from factorbench.parallel import processes
+from factorbench.workloads.ticks.isolated import GRACE_S, _exit_with_parent, peak_rss_bytes, reset_peak_rss
 
 
 def load(path: str):
@@ -86,10 +87,10 @@ def measure(request: dict, *, timeout_s: float) -> dict:
     try:
         out, err = child.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _end(child)
+        processes.end_child(child, GRACE_S)
         return {"status": "timeout", "reason": f"no result within {timeout_s:.0f} s (process ended)"}
     except BaseException:
-        _end(child)
+        processes.end_child(child, GRACE_S)
         raise
     lines = out.strip().splitlines()
     if child.returncode != 0 or not lines:

@@ -156,9 +156,17 @@ def read_chunks(files) -> Chunks:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    symbol = pa.concat_tables([pq.read_table(f, columns=["symbol"], read_dictionary=["symbol"])
-                               for f in files]).column("symbol")
-    frame = pl.read_parquet([str(f) for f in files], columns=list(NUMERIC_COLUMNS))
+    def read_symbols():
+        # ParquetFile.read: read_table's dataset machinery cost as much as the decoding here.
+        return pa.concat_tables([pq.ParquetFile(f, read_dictionary=["symbol"]).read(columns=["symbol"])
+                                 for f in files]).column("symbol")
+
+    def read_numeric():
+        return pl.read_parquet([str(f) for f in files], columns=list(NUMERIC_COLUMNS))
+
+    readers = (read_symbols, read_numeric)
+    # Both release the GIL: given a second thread, pyarrow decodes the codes while polars reads the rest.
+    symbol, frame = _on_threads(lambda p: readers[p](), 2) if _threads() > 1 else [read() for read in readers]
     # Nanoseconds as int64: a view where the files store ns, a copy only for other units.
     frame = frame.with_columns(pl.col("timestamp").dt.cast_time_unit("ns").to_physical())
     names, ids = _symbol_ids([chunk.dictionary for chunk in symbol.chunks], symbol.type.value_type)
@@ -443,6 +451,8 @@ def _radix_sort(keys, payload, spare_keys, spare_payload, size, counts):
 
 
 def _make_rank_buckets(radix_sort):
+    """The rank kernel, calling ``radix_sort`` (a compiled _radix_sort)."""
+
     def rank_members(rows, starts, first_bucket, stop_bucket, values, out):
         """Average-tie percentile rank of values[rows[starts[b]:starts[b+1]]] within each bucket b in
         first_bucket..stop_bucket-1 (NaN stays NaN, uncounted). Each bucket's values are radix-sorted
@@ -492,6 +502,16 @@ def _stage_kernels() -> dict[str, Callable]:
     return {"count_kept": jit(_count_kept), "scatter_kept": jit(_scatter_kept),
             "unordered_symbols": jit(_unordered_symbols), "arrival_buckets": jit(_arrival_buckets),
             "bucket_members": jit(_bucket_members), "rank_buckets": jit(_make_rank_buckets(jit(_radix_sort)))}
+
+
+def _pooled_empty(length: int, dtype) -> np.ndarray:
+    """np.empty in Arrow's memory pool (mimalloc), which keeps freed pages for the next call:
+    a large NumPy array is a fresh mmap, faulted in page by page on every call (here 6.7 ms
+    for six arrays of 600k rows, against 0.6 ms from the pool)."""
+    import pyarrow as pa
+
+    dtype = np.dtype(dtype)
+    return np.frombuffer(pa.allocate_buffer(length * dtype.itemsize), dtype=dtype)
 
 
 def _threads() -> int:
@@ -550,8 +570,8 @@ def group_by_symbol(chunks: Chunks, min_volume: int) -> Grouped:
     # A share's ticks of a symbol go after the earlier shares' ones: arrival order is kept.
     cursors = starts[:-1] + np.cumsum(counts, axis=0) - counts
     first_kept = np.cumsum([0, *kept])
-    grouped = Grouped(starts, np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n),
-                      np.empty(n, np.int64), np.empty(n, np.int64))
+    grouped = Grouped(starts, *(_pooled_empty(n, dtype) for dtype in (np.int64, np.int64, np.float64, np.float64,
+                                                                       np.int64, np.int64)))
 
     def scatter(p):
         placed = int(first_kept[p])
@@ -576,7 +596,7 @@ def group_by_symbol(chunks: Chunks, min_volume: int) -> Grouped:
 def rank_buckets(rows: np.ndarray, starts: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Percentile rank of ``values`` within each bucket b = rows[starts[b]:starts[b+1]], the
     buckets shared out over the threads."""
-    out = np.empty(len(values))
+    out = _pooled_empty(len(values), np.float64)
     parts = _threads()
     cuts = _segment_shares(starts, parts)
     _on_threads(lambda p: _stage_kernels()["rank_buckets"](rows, starts, cuts[p], cuts[p + 1], values, out), parts)
@@ -624,7 +644,8 @@ def staged_compute(chunks: Chunks, spec: FactorSpec, stages: dict | None = None)
     grouped = group_by_symbol(chunks, spec.min_volume)
     lap("group_s")
     n = len(grouped.seq)
-    symbol_id, momentum, zscore, ema = np.empty(n, np.int32), np.empty(n), np.empty(n), np.empty(n)
+    symbol_id, momentum, zscore, ema = (_pooled_empty(n, dtype) for dtype in (np.int32, np.float64, np.float64,
+                                                                            np.float64))
     segment_factors = kernels("numba")[0]
     parts = _threads()
     cuts = _segment_shares(grouped.starts, parts)

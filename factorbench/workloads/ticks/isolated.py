@@ -17,15 +17,15 @@ Run as ``python -m factorbench.workloads.ticks.isolated REQUEST_JSON``; prints o
 from __future__ import annotations
 
 import _thread
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
+
+from factorbench.parallel import processes
 
 GRACE_S = 5.0
 """How long an interrupted measuring process gets to close what it started."""
@@ -138,33 +138,16 @@ def measure(request: dict, *, timeout_s: float, env: dict | None = None) -> dict
     try:
         out, err = child.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _end(child)
+        processes.end_child(child, GRACE_S)
         return {"status": "timeout", "reason": f"no result within {timeout_s:.0f} s (process ended)"}
     except BaseException:
-        _end(child)
+        processes.end_child(child, GRACE_S)
         raise
     lines = out.strip().splitlines()
     if child.returncode != 0 or not lines:
         last = (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
         return {"status": "failed", "reason": f"measuring process failed: {last}"}
     return json.loads(lines[-1])
-
-
-def _end(child: subprocess.Popen, grace_s: float = GRACE_S) -> None:
-    import psutil
-
-    try:
-        family = [psutil.Process(child.pid), *psutil.Process(child.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    with contextlib.suppress(ProcessLookupError):
-        child.send_signal(signal.SIGINT)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.communicate(timeout=grace_s)
-    for process in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    child.communicate()
 
 
 def _exit_with_parent(poll_s: float = 0.5) -> None:
