@@ -7,9 +7,10 @@ it with no list to edit), a CI workflow running the gate on pull requests, and a
 .gitignore for asv's folders where there is none. Where the repository names no plugins yet,
 it starts one outside the package (benchmarks/<package>_bench.py beside asv's suite, named in
 pyproject.toml's [tool.factorbench] plugins; setuptools' automatic discovery of a flat layout
-leaves benchmarks/ out of the package, where a new folder such as bench/ would stop the build): the gate and history apply it to every commit's build, commits
-from before it existed included, and the package itself never imports factorbench. Other
-existing files are left alone unless --force.
+leaves benchmarks/ out of the package, where a new folder such as bench/ would stop the
+build): the gate and history apply it to every commit's build, commits from before it
+existed included, and the package itself never imports factorbench. Other existing files
+are left alone unless --force.
 """
 
 from __future__ import annotations
