@@ -414,3 +414,21 @@ def test_a_plugins_folder_loads_each_of_its_files(tmp_path):
     done = cli("list", cwd=tmp_path)
     assert done.returncode == 0 and "double" in done.stdout and "plugin-test" in done.stdout, done.stderr
     assert "_helpers" not in done.stderr
+
+
+def test_init_leaves_a_flat_layout_package_buildable(tmp_path):
+    """The benchmarks init starts sit where setuptools' automatic discovery of a flat
+    layout does not take them for a second package (a bench/ folder stopped the build)."""
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=70"]\n'
+                                             'build-backend = "setuptools.build_meta"\n\n'
+                                             '[project]\nname = "rollfast"\nversion = "0.1.0"\n')
+    (tmp_path / "rollfast").mkdir()
+    (tmp_path / "rollfast" / "__init__.py").write_text("def rolling_mean(x, window):\n    return x\n")
+    done = cli("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "wrote benchmarks/rollfast_bench.py" in done.stdout
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                            str(tmp_path / "dist"), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert [wheel.name for wheel in (tmp_path / "dist").glob("rollfast-0.1.0-*.whl")]

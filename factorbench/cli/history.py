@@ -91,7 +91,7 @@ def import_(args) -> int:
 def add_changes(commands) -> None:
     parser = commands.add_parser("changes", help="change points of every stored series (exit 1 with --fail-on "
                                                  "regression when one is newer than --since)")
-    parser.add_argument("--since", metavar="REF", help="only change points at commits after REF (committer time), "
+    parser.add_argument("--since", metavar="REF", help="only change points at commits that REF does not contain, "
                                                        "e.g. main or v1.2")
     parser.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 when a regression is found (after --since)")
     parser.add_argument("--bench", metavar="REGEX", help="only benchmarks whose name matches")
@@ -104,12 +104,25 @@ def add_changes(commands) -> None:
     add_store_option(parser)
 
 
-def since_time(ref: str) -> float:
-    done = subprocess.run(["git", "show", "-s", "--format=%ct", f"{ref}^{{commit}}", "--"], cwd=repo_root(),
-                          capture_output=True, text=True)
-    if done.returncode != 0 or not done.stdout.strip():
-        raise UsageError(f"--since {ref}: no such commit in {repo_root()}")
-    return float(done.stdout.split()[0])
+def newer_than(ref: str):
+    """Whether a change point is newer than ``ref``: its commit is not ``ref`` nor one of its
+    ancestors; a commit this repository does not know is compared by committer time."""
+    root = repo_root()
+    ref_shown = subprocess.run(["git", "show", "-s", "--format=%ct", f"{ref}^{{commit}}", "--"], cwd=root,
+                            capture_output=True, text=True)
+    if ref_shown.returncode != 0 or not ref_shown.stdout.strip():
+        raise UsageError(f"--since {ref}: no such commit in {root}")
+    ref_time = float(ref_shown.stdout.split()[0])
+    ancestors = set(subprocess.run(["git", "rev-list", f"{ref}^{{commit}}", "--"], cwd=root, capture_output=True,
+                                   text=True, check=True).stdout.split())
+    known = set(subprocess.run(["git", "rev-list", "--all"], cwd=root, capture_output=True, text=True).stdout.split())
+
+    def newer(change) -> bool:
+        if change.commit in known:
+            return change.commit not in ancestors
+        return change.commit_time > ref_time
+
+    return newer
 
 
 def compile_regex(pattern: str | None):
@@ -127,13 +140,13 @@ def load_changes(args):
     """The store's change points (after --since, of --bench): (change points, series count)."""
     from factorbench.history.changes import find_changes
 
-    after = since_time(args.since) if args.since else None
+    newer = newer_than(args.since) if args.since else None
     regex = compile_regex(args.bench)
     with open_store(args) as store:
         series = [points for points in store.all_series() if regex is None or regex.search(points[0].benchmark)]
     changes = find_changes(series)
-    if after is not None:
-        changes = [change for change in changes if change.commit_time > after]
+    if newer is not None:
+        changes = [change for change in changes if newer(change)]
     return changes, series
 
 

@@ -5,10 +5,12 @@ factorbench, a thin benchmarks/ suite over factorbench's installed suite machine
 (``factorbench.benchmarks``: generated from the registry, so the package's plugins appear in
 it with no list to edit), a CI workflow running the gate on pull requests, and a
 .gitignore for asv's folders where there is none. Where the repository names no plugins yet,
-it starts one outside the package (bench/<package>_bench.py, named in pyproject.toml's
-[tool.factorbench] plugins): the gate and history apply it to every commit's build, commits
-from before it existed included, and the package itself never imports factorbench. Other
-existing files are left alone unless --force.
+it starts one outside the package (benchmarks/<package>_bench.py beside asv's suite, named in
+pyproject.toml's [tool.factorbench] plugins; setuptools' automatic discovery of a flat layout
+leaves benchmarks/ out of the package, where a new folder such as bench/ would stop the
+build): the gate and history apply it to every commit's build, commits from before it
+existed included, and the package itself never imports factorbench. Other existing files
+are left alone unless --force.
 """
 
 from __future__ import annotations
@@ -257,12 +259,12 @@ def start_plugin(root: Path, table: dict) -> str | None:
     team's own, never rewritten) or the file exists."""
     if "factorbench" in table.get("tool", {}):
         errors.print("[yellow]note[/yellow]: pyproject.toml's [tool.factorbench] names no plugins; add "
-                     'plugins = ["bench/your_bench.py"] there so the gate and history measure every commit with them',
+                     'plugins = ["benchmarks/your_bench.py"] there so the gate and history measure every commit with them',
                      highlight=False, soft_wrap=True)
         return None
     name = table.get("project", {}).get("name") or root.name
     module = re.sub(r"\W", "_", name).lower()
-    path = Path("bench") / f"{module}_bench.py"
+    path = Path("benchmarks") / f"{module}_bench.py"
     if (root / path).exists():
         return None
     (root / path).parent.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,8 @@ DEVIATES = "baseline library, deviates from the reference"
 """How a baseline's row (``Paradigm(baseline_library=True)``) begins its reason where its output
 differs: it is timed and ranked as it is."""
 ExpectedFor = Callable[[dict], np.ndarray | None]
-"""The trusted answer at the given params (computed once per size by the runner), or None
-when none could be computed (the row then says so)."""
+"""The trusted answer at the given params (computed once per size, by the first worker that
+needs it), or None when none could be computed (the row then says so)."""
 
 
 @dataclass

@@ -272,8 +272,9 @@ def run(options) -> dict:
             "x_read: end-to-end time over the fastest 'read only' row (the same columns of the same files read "
             "into memory, nothing computed), timed in the same run. read_s, group_s (volume filter and sort by "
             "(symbol, timestamp, seq)), factors_s (per-symbol momentum, spread, z-score, EMA), rank_s (per-bucket "
-            "rank): median seconds per stage of the engines that time their stages; in_memory_ticks_per_s counts "
-            "the same calls without read_s.",
+            "rank): median seconds per stage of the engines that time their stages (numba: group, factors and "
+            "rank on Numba's thread count, NUMBA_NUM_THREADS); in_memory_ticks_per_s counts the same calls "
+            "without read_s.",
             "One op = one input tick taken end to end (read, filter, all five factors materialised): ticks_per_s "
             "is ops/s in the sense to hold against the article's '47M ops/s single node', which does not say "
             "what its op is.",
