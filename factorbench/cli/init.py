@@ -326,7 +326,7 @@ def command(args) -> int:
     if where:
         errors.print(f"[yellow]note[/yellow]: {escape(where)}", highlight=False, soft_wrap=True)
     console.print("next:\n"
-                  f"  git add asv.conf.json benchmarks .github .gitignore pyproject.toml{' bench' if started else ''} "
+                  "  git add asv.conf.json benchmarks .github .gitignore pyproject.toml "
                   "&& git commit -m 'factorbench benchmarks'\n"
                   "  asv machine --yes && asv run          # every benchmark at HEAD\n"
                   "  asv continuous main HEAD              # compare two commits\n"
