@@ -214,9 +214,14 @@ def test_a_noiseless_series_of_twelve_commits():
     found = find_changes([points])
     assert [(c.commit, c.previous_commit, c.regression, round(c.magnitude, 3)) for c in found] == [
         ("c4", "c3", True, 0.5), ("c8", "c7", False, -0.333)]
-    # a level of three commits is a level; two commits' blip is outliers
+    # timings: a level of three commits is a level, two commits' blip is outliers
     assert [index for index, _ in detect(np.array([1e6] * 6 + [1.5e6] * 3 + [1e6] * 3))] == [6, 9]
     assert detect(np.array([1e6] * 6 + [1.5e6] * 2 + [1e6] * 4)) == []
+    # instruction counts have no outliers: a slowdown undone two commits later is two change points
+    blip = [1e6] * 6 + [1.5e6] * 2 + [1e6] * 4
+    points = [Point("b", "m", "callgrind", "instructions", "instructions", commit=f"c{i}", commit_time=i,
+                    value=count, run_id=f"r{i}") for i, count in enumerate(blip)]
+    assert [(c.commit, c.regression) for c in find_changes([points])] == [("c6", True), ("c8", False)]
 
 
 def test_bad_input_is_one_line_and_exit_2(repo, tmp_path, capsys, monkeypatch):

@@ -109,8 +109,10 @@ def without_outliers(relative: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def detect(values: np.ndarray, *, penalty: float = PENALTY, max_pvalue: float = MAX_PVALUE,
-           min_size: int = MIN_SIZE) -> list[tuple[int, float]]:
-    """Change points of ``values`` as (index of the first point of the new level, p-value)."""
+           min_size: int = MIN_SIZE, outliers: bool = True) -> list[tuple[int, float]]:
+    """Change points of ``values`` as (index of the first point of the new level, p-value);
+    ``outliers``: filter single wild points first (timings; instruction counts have none, and
+    there a level of two commits is a real one)."""
     import ruptures
 
     n = len(values)
@@ -118,7 +120,7 @@ def detect(values: np.ndarray, *, penalty: float = PENALTY, max_pvalue: float = 
     if n < 2 * min_size or level <= 0:
         return []
     sigma = max(noise(values / level), NOISE_FLOOR)
-    relative = without_outliers(values / level, sigma)
+    relative = without_outliers(values / level, sigma) if outliers else values / level
     found = ruptures.KernelCPD(kernel="linear", min_size=min_size).fit(relative.reshape(-1, 1))
     breaks = [int(b) for b in found.predict(pen=penalty * sigma**2 * math.log(n))[:-1]]
 
@@ -144,7 +146,7 @@ def series_changes(points: list[Point], **options) -> list[ChangePoint]:
     """The change points of one series (its measured points; failed and skipped ones are gaps)."""
     measured = [point for point in points if point.status == "ok" and point.value is not None]
     values = np.array([point.value for point in measured], dtype=float)
-    found = detect(values, **options)
+    found = detect(values, **{"outliers": not measured or measured[0].mode != "callgrind", **options})
     bounds = [0, *(index for index, _ in found), len(measured)]
     changes = []
     for i, (index, p_value) in enumerate(found):
