@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from factorbench.cli import main
-from factorbench.history.changes import detect, find_changes
+from factorbench.history.changes import detect, find_changes, standing
 from factorbench.history.store import Point, open_store
 from factorbench.regress.gate import Row, Verdict
 
@@ -173,9 +173,10 @@ def test_changes_finds_the_slowdown_and_its_undoing_at_their_commits(repo, tmp_p
         assert change["p_value"] < 1e-3
         assert change["subject"] in ("change 12", "change 20")
     assert found[0]["regression"], "regressions first"
-    # CI: a regression newer than the reference fails, an older one does not
-    assert history(capsys, "changes", "--fail-on", "regression")[0] == 1
-    assert history(capsys, "changes", "--fail-on", "regression", "--since", commits[11])[0] == 1
+    # CI: a regression undone later does not fail; one that stands does, unless older than --since
+    code, out, _ = history(capsys, "changes", "--fail-on", "regression")
+    assert code == 0 and f"regression at {commits[12][:10]}" in out and "undone later, not failing" in out
+    assert history(capsys, "changes", "--fail-on", "regression", "--since", commits[11])[0] == 0
     code, out, _ = history(capsys, "changes", "--fail-on", "regression", "--since", commits[12])
     assert code == 0 and "no change points" not in out  # the improvement at 20 is still listed
 
@@ -222,6 +223,18 @@ def test_a_noiseless_series_of_twelve_commits():
     points = [Point("b", "m", "callgrind", "instructions", "instructions", commit=f"c{i}", commit_time=i,
                     value=count, run_id=f"r{i}") for i, count in enumerate(blip)]
     assert [(c.commit, c.regression) for c in find_changes([points])] == [("c6", True), ("c8", False)]
+
+
+def test_a_regression_stands_until_its_series_comes_back_down():
+    def changes_of(counts):
+        points = [Point("b", "m", "callgrind", "instructions", "instructions", commit=f"c{i}", commit_time=0,
+                        value=count, run_id=f"r{i}") for i, count in enumerate(counts)]
+        return find_changes([points])
+
+    assert [c.commit for c in standing(changes_of([1e6] * 4 + [1.5e6] * 4))] == ["c4"]
+    assert standing(changes_of([1e6] * 4 + [1.5e6] * 4 + [1e6] * 4)) == []
+    # taken back by less than half: it stands
+    assert [c.commit for c in standing(changes_of([1e6] * 4 + [2e6] * 4 + [1.8e6] * 4))] == ["c4"]
 
 
 def test_bad_input_is_one_line_and_exit_2(repo, tmp_path, capsys, monkeypatch):

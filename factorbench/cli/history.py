@@ -93,7 +93,8 @@ def add_changes(commands) -> None:
                                                  "regression when one is newer than --since)")
     parser.add_argument("--since", metavar="REF", help="only change points at commits that REF does not contain, "
                                                        "e.g. main or v1.2")
-    parser.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 when a regression is found (after --since)")
+    parser.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 when a regression (after --since) stands: one "
+                                                           "that a later change point of its series did not undo")
     parser.add_argument("--bench", metavar="REGEX", help="only benchmarks whose name matches")
     parser.add_argument("--json", metavar="PATH", help="also write the change points here")
     parser.add_argument("--markdown", metavar="PATH", help="also write them as GitHub Markdown here; appended to "
@@ -166,7 +167,12 @@ def changes(args) -> int:
             Path(args.markdown).write_text(text, encoding="utf-8")
             say(f"markdown: {args.markdown}")
         append_step_summary(text)
-    regressions = [change for change in found if change.regression]
+    from factorbench.history.changes import standing
+
+    regressions = standing(found)
+    for change in found:
+        if change.regression and change not in regressions:
+            say(f"regression at {change.commit[:10]} ({render.series_name(change)}): undone later, not failing")
     return 1 if args.fail_on == "regression" and regressions else 0
 
 

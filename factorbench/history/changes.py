@@ -61,6 +61,9 @@ class ChangePoint:
     p_value: float
     points_before: int
     points_after: int
+    position: int = 0
+    """Where the new level starts among the series' measured points (orders a series'
+    change points where commits share a committer time)."""
 
     @property
     def key(self) -> SeriesKey:
@@ -156,7 +159,7 @@ def series_changes(points: list[Point], **options) -> list[ChangePoint]:
             params=first.params, unit=first.unit, commit=first.commit, subject=first.subject,
             commit_time=first.commit_time, previous_commit=measured[index - 1].commit,
             before=float(np.median(values[bounds[i]:index])), after=float(np.median(values[index:bounds[i + 2]])),
-            p_value=p_value, points_before=index - bounds[i], points_after=bounds[i + 2] - index))
+            p_value=p_value, points_before=index - bounds[i], points_after=bounds[i + 2] - index, position=index))
     return changes
 
 
@@ -164,3 +167,18 @@ def find_changes(all_series: Iterable[list[Point]], **options) -> list[ChangePoi
     """Change points of every series, regressions first, then the largest changes first."""
     found = [change for points in all_series for change in series_changes(points, **options)]
     return sorted(found, key=lambda change: (not change.regression, -abs(change.magnitude), change.key))
+
+
+def standing(changes: list[ChangePoint]) -> list[ChangePoint]:
+    """The regressions not undone: a regression is undone when its series' level after the
+    last of its later change points is back below the middle of the step it made."""
+    kept = []
+    for change in changes:
+        if not change.regression:
+            continue
+        later = sorted((other for other in changes if other.key == change.key and other.position > change.position),
+                       key=lambda other: other.position)
+        level = later[-1].after if later else change.after
+        if level > (change.before + change.after) / 2:
+            kept.append(change)
+    return kept
