@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "container.sh"
 IMAGE = "localhost/factorbench:test"
 ENGINE = os.environ.get("ENGINE") or (shutil.which("podman") and "podman") or (shutil.which("docker") and "docker")
-MAX_IMAGE_BYTES = 1.5e9
+MAX_IMAGE_BYTES = 1.55e9
+"""1.49 GB before the history store; SQLAlchemy, Alembic, ruptures and psycopg add ~25 MB."""
 BUILD_TIMEOUT_S = 1500  # a first build downloads every dependency; later ones reuse the layer cache
 
 needs_engine = pytest.mark.skipif(not ENGINE, reason="neither podman nor docker is installed "
