@@ -11,13 +11,13 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from browser import CHROMIUM, screenshot
 
 from factorbench.cli import main
 from factorbench.history.changes import detect, find_changes, standing
@@ -303,19 +303,10 @@ def test_the_report_is_self_contained(report):
     assert not re.search(r"<(script|link|iframe)\b", html)
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_the_report_renders_in_headless_chromium(report, tmp_path):
     page = report[0]
-    shot = tmp_path / "shot.png"
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-                           f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    shot, console = screenshot(page, tmp_path)
     assert console == [], "\n".join(console)
     from PIL import Image
 

@@ -8,13 +8,13 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import CHROMIUM, screenshot
 
 from factorbench import profiling
 from factorbench.cli import main
@@ -339,19 +339,10 @@ def test_profile_cli_rejects_unknown_choices(capsys):
     assert "sma/loop has no setting processes; it has: none" in err
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium_without_console_errors(profiled, tmp_path):
     page = profiled[1]
-    shot = tmp_path / "shot.png"
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-                           f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    shot, console = screenshot(page, tmp_path)
     assert console == [], "\n".join(console)
     from PIL import Image
 

@@ -84,21 +84,13 @@ def test_ctrl_c_during_a_local_job_leaves_no_process(flink_env, small, tmp_path)
     runner = subprocess.Popen([sys.executable, "-c", script])
     seen: set[int] = set()
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(p.name() == "java" for p in _family(runner.pid)):
+    while time.monotonic() < deadline and not any(p.name() == "java" for p in processes.family(runner.pid)):
         time.sleep(0.5)
     time.sleep(3)  # into the job's start-up
-    seen = {p.pid for p in _family(runner.pid)}
+    seen = {p.pid for p in processes.family(runner.pid)}
     assert any(psutil.Process(pid).name() == "java" for pid in seen if psutil.pid_exists(pid))
     os.kill(runner.pid, signal.SIGINT)
     assert runner.wait(timeout=60) != 0
     time.sleep(1)
     left = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not left, [psutil.Process(pid).cmdline()[:3] for pid in left]
-
-
-def _family(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
