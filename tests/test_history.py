@@ -316,3 +316,15 @@ def test_the_report_renders_in_headless_chromium(report, tmp_path):
         # the trends below the table: the lower half of the page is not blank either
         lower = grey.crop((0, 1000, 1280, 2000)).getextrema()
     assert colours[1] - colours[0] > 100 and lower[1] - lower[0] > 100, "the screenshot is blank"
+
+
+def test_trend_keeps_the_commit_order_of_commits_made_in_one_second():
+    """Commits of one second (a script, a rebase) are drawn as the store keeps the series,
+    not in the order of their hashes."""
+    from factorbench.history import render
+
+    shas = ["f" * 40, "a" * 40, "c" * 40, "b" * 40]
+    points = [Point("b", "m", "callgrind", "instructions", "instructions", commit=sha, commit_time=1.0,
+                    value=float(i + 1), run_id=f"r{i}") for i, sha in enumerate(shas)]
+    svg = render.trend([points], [])
+    assert [svg.index(sha[:8]) for sha in shas] == sorted(svg.index(sha[:8]) for sha in shas)

@@ -60,10 +60,12 @@ def anchor(item: ChangePoint | Point) -> str:
 
 def trend(series: list[list[Point]], changes: list[ChangePoint]) -> str:
     """One benchmark's figure: x is the commit order over every machine's points."""
-    commits: dict[str, tuple[float, str]] = {}
+    # By committer time, then as the store keeps each series (commit order, as history run
+    # stored it): commits of one second must not fall into the order of their hashes.
+    commits: dict[str, tuple[float, int]] = {}
     for points in series:
-        for point in points:
-            commits.setdefault(point.commit, (point.commit_time, point.commit))
+        for place, point in enumerate(points):
+            commits.setdefault(point.commit, (point.commit_time, place))
     order = {commit: i for i, (commit, _) in enumerate(sorted(commits.items(), key=lambda item: item[1]))}
     shas = sorted(order, key=order.__getitem__)
     unit = series[0][0].unit
