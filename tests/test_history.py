@@ -250,7 +250,7 @@ def test_bad_input_is_one_line_and_exit_2(repo, tmp_path, capsys, monkeypatch):
     engine.dispose()
     for args, message in (
             (["changes", "--since", "no-such-ref"], "--since no-such-ref: no such commit"),
-            (["changes", "--bench", "("], r"--bench '\(' is not a regular expression"),
+            (["changes", "--bench", "("], r"--bench '\(' is not a valid regular expression"),
             (["changes", "--store", "mysql://x/y"], "mysql is not supported"),
             (["changes", "--store", "postgresql://nobody@127.0.0.1:1/none"], "cannot be opened"),
             (["changes", "--store", str(newer)], r"written by a newer factorbench \(schema 42, this one knows up to 1\)"),

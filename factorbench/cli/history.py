@@ -126,23 +126,17 @@ def newer_than(ref: str):
     return newer
 
 
-def compile_regex(pattern: str | None):
-    import re
-
-    if pattern is None:
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise UsageError(f"--bench {pattern!r} is not a regular expression ({exc})") from None
-
-
 def load_changes(args):
     """The store's change points (after --since, of --bench): (change points, series count)."""
     from factorbench.history.changes import find_changes
 
     newer = newer_than(args.since) if args.since else None
-    regex = compile_regex(args.bench)
+    from factorbench.regress import gate
+
+    try:
+        regex = gate.compile_regex(args.bench)
+    except gate.GateError as exc:
+        raise UsageError(str(exc)) from None
     with open_store(args) as store:
         series = [points for points in store.all_series() if regex is None or regex.search(points[0].benchmark)]
     changes = find_changes(series)
